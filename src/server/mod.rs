@@ -1,0 +1,1 @@
+//! The master: the axum HTTP server (admin API, activations, JWKS, metrics, console).
