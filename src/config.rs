@@ -285,9 +285,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.leeway_seconds, 7);
-        assert!(Config::load(None, |k| (k == "MDTOKEN_LEEWAY_SECONDS").then(|| "x".into())).is_err());
+        assert!(
+            Config::load(None, |k| (k == "MDTOKEN_LEEWAY_SECONDS")
+                .then(|| "x".into()))
+            .is_err()
+        );
         std::fs::write(&path, "leeway = 5\n").unwrap();
-        assert!(matches!(Config::load(Some(&path), |_| None), Err(ConfigError::Parse { .. })));
-        assert!(Config::load(None, |k| (k == "MDTOKEN_SERVER_URL").then(|| "https://a\"b".into())).is_err());
+        assert!(matches!(
+            Config::load(Some(&path), |_| None),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(
+            Config::load(None, |k| (k == "MDTOKEN_SERVER_URL")
+                .then(|| "https://a\"b".into()))
+            .is_err()
+        );
     }
 }

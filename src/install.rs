@@ -134,7 +134,14 @@ mod tests {
             r#"msiexec /i mdclient.msi /qn MDT_SERVER="https://m.example:8443" MDT_TOKEN="a.b.c""#
         );
         assert!(check_server_url("https://m.example/x").is_ok());
-        for bad in ["m.example", "https://a\"b", "https://a b", "https://$(x)", "ftp://x", "https://"] {
+        for bad in [
+            "m.example",
+            "https://a\"b",
+            "https://a b",
+            "https://$(x)",
+            "ftp://x",
+            "https://",
+        ] {
             assert!(check_server_url(bad).is_err(), "{bad}");
         }
         let mut t = Templates::default();

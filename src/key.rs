@@ -117,7 +117,10 @@ impl PartialEq for PublicKey {
 /// The RFC 7638 thumbprint of an Ed25519 OKP key with raw public bytes `x`.
 pub fn thumbprint(x: &[u8; 32]) -> String {
     // Members in lexicographic order, no whitespace (RFC 7638 §3, RFC 8037 §2).
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(x));
+    let canonical = format!(
+        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+        b64::encode(x)
+    );
     b64::encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -129,7 +132,7 @@ pub enum PrivateKeyError {
     #[error("not a PKCS#8 PEM Ed25519 private key")]
     Pem,
     /// Its public half fails validation (cannot happen for honest keys).
-    #[error("its public key is invalid: {0}")]
+    #[error("its public key is invalid")]
     Public(#[from] KeyError),
 }
 

@@ -68,7 +68,7 @@ pub struct RevokedToken {
 #[non_exhaustive]
 pub enum RingError {
     /// Not JSON of the expected shape (includes duplicate or unknown members).
-    #[error("not a valid key ring document: {0}")]
+    #[error("not a valid key ring document")]
     Syntax(#[source] serde_json::Error),
     /// A key member other than `x`, `kid` and the status fields is wrong.
     #[error("key {kid:?}: {what}")]
@@ -245,7 +245,10 @@ impl KeyRing {
                 return Err(RingError::Duplicate { kid: r.kid.clone() });
             }
         }
-        let active = keys.iter().filter(|k| k.status == KeyStatus::Active).count();
+        let active = keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .count();
         if active != 1 {
             return Err(RingError::ActiveCount {
                 active,
@@ -503,9 +506,15 @@ mod tests {
         let (dropped, tokens) = r.prune(NOW + 200, 60);
         assert_eq!(dropped, vec![k2.kid().to_owned()]);
         assert_eq!(tokens, 1);
-        assert!(r.key(k1.kid()).is_some(), "a key that signed a never-expiring token stays");
+        assert!(
+            r.key(k1.kid()).is_some(),
+            "a key that signed a never-expiring token stays"
+        );
         assert!(r.revoke_key(k1.kid(), NOW));
-        assert!(!r.revoke_key(k3.kid(), NOW), "the active key cannot be revoked");
+        assert!(
+            !r.revoke_key(k3.kid(), NOW),
+            "the active key cannot be revoked"
+        );
         assert!(r.is_key_revoked(k1.kid()));
     }
 }

@@ -102,3 +102,42 @@ mod tests {
         assert_eq!(parse(broken.as_bytes()).unwrap_err().line, 1);
     }
 }
+
+/// A minted token's standing, as the ledger and ring tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    /// Still accepted.
+    Active,
+    /// Past its expiry, or its key has left the ring.
+    Expired,
+    /// The token or its key was revoked.
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl LedgerEntry {
+    /// The token's status at `now` against `ring`.
+    pub fn status(&self, ring: &crate::keyring::KeyRing, now: i64) -> TokenStatus {
+        if ring.revoked_tokens().iter().any(|r| r.jti == self.jti) || ring.is_key_revoked(&self.kid)
+        {
+            TokenStatus::Revoked
+        } else if self.exp.is_some_and(|e| e.unix_timestamp() <= now)
+            || ring.key(&self.kid).is_none()
+        {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+}

@@ -84,7 +84,9 @@ pub fn parse_expires_in(text: &str, now: i64) -> Result<i64, MintError> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    let secs = n.checked_mul(unit).ok_or_else(|| MintError::TooFar(text.to_owned()))?;
+    let secs = n
+        .checked_mul(unit)
+        .ok_or_else(|| MintError::TooFar(text.to_owned()))?;
     if secs > MAX_LIFETIME_SECS {
         return Err(MintError::TooFar(text.to_owned()));
     }
@@ -247,11 +249,20 @@ mod tests {
             parse_expiry_at("2026-12-31T12:00:00+02:00", NOW).unwrap(),
             exp - 14 * 3600
         );
-        assert!(matches!(parse_expiry_at("2026-12-02", NOW), Err(MintError::InPast(_))));
+        assert!(matches!(
+            parse_expiry_at("2026-12-02", NOW),
+            Err(MintError::InPast(_))
+        ));
         // Today is still in the future until midnight UTC.
         assert!(parse_expiry_at("2026-12-03", NOW).is_ok());
-        assert!(matches!(parse_expiry_at("tomorrow", NOW), Err(MintError::Unparseable(_))));
-        assert!(matches!(parse_expiry_at("2126-01-01", NOW), Err(MintError::TooFar(_))));
+        assert!(matches!(
+            parse_expiry_at("tomorrow", NOW),
+            Err(MintError::Unparseable(_))
+        ));
+        assert!(matches!(
+            parse_expiry_at("2126-01-01", NOW),
+            Err(MintError::TooFar(_))
+        ));
         assert!(parse_expiry_at("9999-12-31", NOW).is_err());
     }
 
@@ -259,7 +270,16 @@ mod tests {
     fn durations() {
         assert_eq!(parse_expires_in("90d", NOW), Ok(NOW + 90 * 86_400));
         assert_eq!(parse_expires_in("2w", NOW), Ok(NOW + 14 * 86_400));
-        for bad in ["", "d", "-1d", "0d", "1.5d", "10y", "99999999999999d", " 1d"] {
+        for bad in [
+            "",
+            "d",
+            "-1d",
+            "0d",
+            "1.5d",
+            "10y",
+            "99999999999999d",
+            " 1d",
+        ] {
             assert!(parse_expires_in(bad, NOW).is_err(), "{bad}");
         }
         assert!(expiry_in_days(0, NOW).is_err());
@@ -270,7 +290,11 @@ mod tests {
 
     #[test]
     fn minted_tokens_are_small_and_unique() {
-        let m = Minter::new(SecretKey::generate(), "https://mdtoken.example", "mass-deployment");
+        let m = Minter::new(
+            SecretKey::generate(),
+            "https://mdtoken.example",
+            "mass-deployment",
+        );
         let a = m.mint(Some(&"é".repeat(64)), Expiry::At(NOW + 10), NOW);
         let b = m.mint(None, Expiry::Never, NOW).unwrap();
         let c = m.mint(None, Expiry::Never, NOW).unwrap();
@@ -278,8 +302,17 @@ mod tests {
         assert_eq!(b.claims.jti.len(), 22);
         assert!(b.token.len() < 512);
         assert!(a.is_ok() || matches!(a, Err(MintError::TooLong(_))));
-        assert_eq!(m.mint(Some(&"x".repeat(65)), Expiry::Never, NOW), Err(MintError::BadName));
-        assert_eq!(m.mint(Some("a\nb"), Expiry::Never, NOW), Err(MintError::BadName));
-        assert!(matches!(m.mint(None, Expiry::At(NOW), NOW), Err(MintError::InPast(_))));
+        assert_eq!(
+            m.mint(Some(&"x".repeat(65)), Expiry::Never, NOW),
+            Err(MintError::BadName)
+        );
+        assert_eq!(
+            m.mint(Some("a\nb"), Expiry::Never, NOW),
+            Err(MintError::BadName)
+        );
+        assert!(matches!(
+            m.mint(None, Expiry::At(NOW), NOW),
+            Err(MintError::InPast(_))
+        ));
     }
 }

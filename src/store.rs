@@ -72,7 +72,9 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The active key's private file is missing (a verify-only copy of the ring?).
-    #[error("the private key of active key {kid} is missing at {path}; this directory can verify but not sign")]
+    #[error(
+        "the private key of active key {kid} is missing at {path}; this directory can verify but not sign"
+    )]
     MissingPrivateKey {
         /// Active kid.
         kid: String,
@@ -653,7 +655,9 @@ impl KeyStore {
 /// Whether `current` still verifies at `now` with no leeway (an admin must never be shown
 /// a command whose token is past its expiry).
 fn current_is_usable(ring: &KeyRing, current: &Current, now: i64) -> bool {
-    Verifier::new(ring, 0).verify(current.token.as_bytes(), now).is_ok()
+    Verifier::new(ring, 0)
+        .verify(current.token.as_bytes(), now)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -716,12 +720,17 @@ mod tests {
         let rotation = s.revoke_key(&a.kid, NOW + 1).unwrap().unwrap();
         let ring = s.load_ring().unwrap();
         assert_eq!(ring.active().kid(), rotation.new_kid);
-        let err = Verifier::new(&ring, 0).verify(a.token.as_bytes(), NOW + 2).unwrap_err();
+        let err = Verifier::new(&ring, 0)
+            .verify(a.token.as_bytes(), NOW + 2)
+            .unwrap_err();
         assert_eq!(err.reason, crate::verify::Reason::KeyRevoked);
         let (current, renewed) = s.current_or_renew(90, NOW + 2).unwrap();
         assert!(renewed);
         assert_eq!(current.kid, rotation.new_kid);
-        assert!(matches!(s.revoke_key("nope", NOW), Err(StoreError::UnknownKid { .. })));
+        assert!(matches!(
+            s.revoke_key("nope", NOW),
+            Err(StoreError::UnknownKid { .. })
+        ));
     }
 
     #[test]
@@ -745,6 +754,9 @@ mod tests {
         let path = s.private_path(ring.active().kid());
         fs::remove_file(&path).unwrap();
         fsutil::create_new(&path, SecretKey::generate().to_pem().as_bytes(), 0o600).unwrap();
-        assert!(matches!(s.load_minter(&ring), Err(StoreError::KeyMismatch { .. })));
+        assert!(matches!(
+            s.load_minter(&ring),
+            Err(StoreError::KeyMismatch { .. })
+        ));
     }
 }

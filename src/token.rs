@@ -362,14 +362,29 @@ mod tests {
         assert_eq!(parse_claims(ok).unwrap().exp, Some(2));
         let no_exp = br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"j"}"#;
         assert_eq!(parse_claims(no_exp).unwrap().exp, None);
-        for bad in [&b"[]"[..], b"null", b"1", b"\"x\"", br#"["i","a",1,1,2,"j"]"#] {
+        for bad in [
+            &b"[]"[..],
+            b"null",
+            b"1",
+            b"\"x\"",
+            br#"["i","a",1,1,2,"j"]"#,
+        ] {
             assert_eq!(parse_claims(bad), Err(ClaimsError::Malformed));
         }
         assert_eq!(
             parse_claims(br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":1,"exp":9,"jti":"j"}"#),
             Err(ClaimsError::Malformed)
         );
-        for exp in ["\"9\"", "null", "true", "{}", "-1", "1.5", "1e3", "99999999999999"] {
+        for exp in [
+            "\"9\"",
+            "null",
+            "true",
+            "{}",
+            "-1",
+            "1.5",
+            "1e3",
+            "99999999999999",
+        ] {
             let json = format!(r#"{{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":{exp},"jti":"j"}}"#);
             assert_eq!(
                 parse_claims(json.as_bytes()),

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::b64;
-use crate::keyring::{KeyRing, KeyStatus};
 use crate::key::PublicKey;
+use crate::keyring::{KeyRing, KeyStatus};
 use crate::token::{self, Claims, ClaimsError, HeaderError, ShapeError};
 
 /// The stable rejection codes used by the CLI, HTTP bodies and metrics.
@@ -242,10 +242,13 @@ impl Verifier {
         };
         let signature = b64::decode(parts.signature)
             .ok_or_else(|| Rejection::with_kid(Malformed, &kid, "signature is not base64url"))?;
-        let signature: [u8; 64] = signature.try_into().map_err(|_| {
-            Rejection::with_kid(BadSignature, &kid, "signature is not 64 bytes")
-        })?;
-        if !key.public.verify(parts.signing_input.as_bytes(), &signature) {
+        let signature: [u8; 64] = signature
+            .try_into()
+            .map_err(|_| Rejection::with_kid(BadSignature, &kid, "signature is not 64 bytes"))?;
+        if !key
+            .public
+            .verify(parts.signing_input.as_bytes(), &signature)
+        {
             return Err(Rejection::with_kid(
                 BadSignature,
                 &kid,
@@ -269,9 +272,11 @@ impl Verifier {
                 &kid,
                 "claims are not a JSON object with unique members",
             ),
-            ClaimsError::Invalid(what) => {
-                Rejection::with_kid(InvalidClaims, &kid, format!("claim {what} is missing or invalid"))
-            }
+            ClaimsError::Invalid(what) => Rejection::with_kid(
+                InvalidClaims,
+                &kid,
+                format!("claim {what} is missing or invalid"),
+            ),
             ClaimsError::Issuer => {
                 Rejection::with_kid(WrongIssuer, &kid, "iss is missing or not a string")
             }
@@ -295,10 +300,18 @@ impl Verifier {
             } else {
                 UnknownKey
             };
-            return Err(Rejection::with_kid(reason, kid, format!("key {kid} is no longer in the ring")));
+            return Err(Rejection::with_kid(
+                reason,
+                kid,
+                format!("key {kid} is no longer in the ring"),
+            ));
         };
         if claims.iss != self.issuer {
-            return Err(Rejection::with_kid(WrongIssuer, kid, "iss is not this ring's issuer"));
+            return Err(Rejection::with_kid(
+                WrongIssuer,
+                kid,
+                "iss is not this ring's issuer",
+            ));
         }
         if claims.aud != self.audience {
             return Err(Rejection::with_kid(
@@ -320,7 +333,10 @@ impl Verifier {
             return Err(Rejection::with_kid(
                 TokenNotYetValid,
                 kid,
-                format!("token is not valid before {}", crate::keyring::rfc3339(claims.nbf)),
+                format!(
+                    "token is not valid before {}",
+                    crate::keyring::rfc3339(claims.nbf)
+                ),
             ));
         }
         if let Some(retired_at) = key.retired_at
