@@ -29,7 +29,11 @@ pub fn run(cli: Cli) -> Result {
     let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())
         .context("loading configuration")?;
     let store = KeyStore::new(&cli.keys_dir);
-    let now = SystemClock.now();
+    // MDTOKEN_NOW pins the clock (RFC 3339) for reproducible scripts and tests.
+    let now = match std::env::var("MDTOKEN_NOW") {
+        Ok(t) => parse_at(Some(&t), 0)?,
+        Err(_) => SystemClock.now(),
+    };
     match cli.command {
         Command::Keys(c) => keys(&store, &config, c, now),
         Command::Mint(a) => mint_cmd(&store, &config, a, now),
