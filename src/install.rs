@@ -144,8 +144,10 @@ mod tests {
         ] {
             assert!(check_server_url(bad).is_err(), "{bad}");
         }
-        let mut t = Templates::default();
-        t.linux = "install".into();
+        let t = Templates {
+            linux: "install".into(),
+            ..Templates::default()
+        };
         assert_eq!(t.check(), Err(InstallError::NoTokenPlaceholder("linux")));
     }
 }
