@@ -30,6 +30,7 @@
 
 pub mod admin;
 pub mod b64;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod fsutil;

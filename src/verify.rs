@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::b64;
+use crate::cache::{Entry, TokenCache};
 use crate::key::PublicKey;
 use crate::keyring::{KeyRing, KeyStatus};
 use crate::token::{self, Claims, ClaimsError, HeaderError, ShapeError};
@@ -137,6 +138,7 @@ pub struct Verifier {
     issuer: String,
     audience: String,
     leeway: i64,
+    cache: Option<TokenCache>,
 }
 
 /// The default leeway for `exp` and `nbf`, in seconds.
@@ -172,7 +174,43 @@ impl Verifier {
             issuer: ring.issuer.clone(),
             audience: ring.audience.clone(),
             leeway: leeway.max(0),
+            cache: None,
         }
+    }
+
+    /// As [`Verifier::new`], with a verified-token cache of `entries` entries (0 for
+    /// none). Entries of `previous` whose key is still in `ring` are carried over, so a
+    /// ring reload does not cost every client a signature check.
+    pub fn with_cache(
+        ring: &KeyRing,
+        leeway: i64,
+        entries: usize,
+        previous: Option<&Verifier>,
+    ) -> Self {
+        let mut v = Self::new(ring, leeway);
+        if entries > 0 {
+            let cache = TokenCache::new(entries);
+            if let Some(old) = previous.and_then(|p| p.cache.as_ref()) {
+                old.transfer_to(&cache, |kid| v.keys.contains_key(kid));
+            }
+            v.cache = Some(cache);
+        }
+        v
+    }
+
+    /// The cache, if enabled.
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.cache.as_ref()
+    }
+
+    /// The ring's issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The ring's audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 
     /// The leeway in force.
@@ -189,7 +227,25 @@ impl Verifier {
     /// # Errors
     /// A [`Rejection`] with the first failing check's reason.
     pub fn verify(&self, token: &[u8], now: i64) -> Result<Verified, Rejection> {
+        if let Some(cache) = &self.cache
+            && let Some(Entry { kid, claims }) = cache.get(token)
+        {
+            // Same bytes, same signature: only the signature check may be skipped.
+            self.check_claims(&kid, &claims, now)?;
+            return Ok(Verified { kid, claims });
+        }
         let (kid, claims) = self.verify_signed(token)?;
+        if let Some(cache) = &self.cache {
+            // The signature verified: that fact holds for these bytes whatever the time,
+            // so an expired token replayed later costs no signature check either.
+            cache.insert(
+                token,
+                Entry {
+                    kid: kid.clone(),
+                    claims: claims.clone(),
+                },
+            );
+        }
         self.check_claims(&kid, &claims, now)?;
         Ok(Verified { kid, claims })
     }
@@ -359,5 +415,104 @@ impl Verifier {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::SecretKey;
+    use crate::mint::{Expiry, Minter};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn setup() -> (KeyRing, Minter) {
+        let key = SecretKey::generate();
+        let ring = KeyRing::new("iss", "aud", key.public(), NOW).unwrap();
+        let minter = Minter::new(key, "iss", "aud");
+        (ring, minter)
+    }
+
+    #[test]
+    fn reasons_have_unique_codes() {
+        let codes: HashSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(codes.len(), Reason::ALL.len());
+    }
+
+    #[test]
+    fn time_checks_use_leeway_on_both_sides() {
+        let (ring, m) = setup();
+        let v = Verifier::new(&ring, 60);
+        let t = m.mint(None, Expiry::At(NOW + 100), NOW).unwrap().token;
+        assert!(v.verify(t.as_bytes(), NOW + 159).is_ok());
+        assert_eq!(
+            v.verify(t.as_bytes(), NOW + 160).unwrap_err().reason,
+            Reason::TokenExpired
+        );
+        assert!(v.verify(t.as_bytes(), NOW - 60).is_ok());
+        assert_eq!(
+            v.verify(t.as_bytes(), NOW - 61).unwrap_err().reason,
+            Reason::TokenNotYetValid
+        );
+        let strict = Verifier::new(&ring, 0);
+        assert_eq!(
+            strict.verify(t.as_bytes(), NOW + 100).unwrap_err().reason,
+            Reason::TokenExpired
+        );
+    }
+
+    #[test]
+    fn retired_key_only_vouches_for_earlier_tokens() {
+        let (mut ring, m) = setup();
+        let before = m.mint(None, Expiry::Never, NOW).unwrap().token;
+        let k2 = SecretKey::generate();
+        ring.rotate(k2.public(), NOW + 10, None).unwrap();
+        // A stolen retired key minting after retirement.
+        let after = m.mint(None, Expiry::Never, NOW + 11).unwrap().token;
+        let v = Verifier::new(&ring, 60);
+        assert!(v.verify(before.as_bytes(), NOW + 20).is_ok());
+        let err = v.verify(after.as_bytes(), NOW + 20).unwrap_err();
+        assert_eq!(err.reason, Reason::KeyRevoked);
+        assert_eq!(err.kid.as_deref(), Some(m.kid()));
+    }
+
+    #[test]
+    fn cache_hits_still_check_time_revocation_and_key_status() {
+        let (mut ring, m) = setup();
+        let t = m.mint(None, Expiry::At(NOW + 100), NOW).unwrap();
+        let v = Verifier::with_cache(&ring, 0, 64, None);
+        assert!(v.verify(t.token.as_bytes(), NOW).is_ok());
+        assert_eq!(v.cache().unwrap().len(), 1);
+        assert!(v.verify(t.token.as_bytes(), NOW + 1).is_ok());
+        assert_eq!(v.cache().unwrap().stats().0, 1, "second call was a hit");
+        assert_eq!(
+            v.verify(t.token.as_bytes(), NOW + 100).unwrap_err().reason,
+            Reason::TokenExpired
+        );
+        ring.revoke_token(&t.claims.jti, t.claims.exp);
+        let v2 = Verifier::with_cache(&ring, 0, 64, Some(&v));
+        assert_eq!(v2.cache().unwrap().len(), 1, "entries carried over");
+        assert_eq!(
+            v2.verify(t.token.as_bytes(), NOW).unwrap_err().reason,
+            Reason::TokenRevoked
+        );
+        let k2 = SecretKey::generate();
+        ring.rotate(k2.public(), NOW + 1, Some(NOW + 100)).unwrap();
+        assert!(ring.revoke_key(m.kid(), NOW + 2));
+        let v3 = Verifier::with_cache(&ring, 0, 64, Some(&v2));
+        assert_eq!(
+            v3.cache().unwrap().len(),
+            0,
+            "entries of a revoked key are dropped"
+        );
+        assert_eq!(
+            v3.verify(t.token.as_bytes(), NOW).unwrap_err().reason,
+            Reason::KeyRevoked
+        );
+        // A different spelling of the same token is not a hit.
+        let mut other = t.token.clone().into_bytes();
+        let last = other.len() - 1;
+        other[last] ^= 1;
+        assert!(v.verify(&other, NOW).is_err());
     }
 }
