@@ -242,7 +242,19 @@ impl KeyStore {
     /// [`StoreError::Io`] if the lock file cannot be opened or locked.
     pub fn lock(&self) -> Result<Lock> {
         let path = self.path(files::LOCK);
-        Lock::acquire(&path).map_err(io_err("locking", &path))
+        let lock = Lock::acquire(&path).map_err(io_err("locking", &path))?;
+        // With the lock held no write is in flight, so any temp file is a leftover of a
+        // writer that was killed mid-write.
+        for dir in [self.dir.clone(), self.dir.join(files::PRIVATE)] {
+            for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(lock)
     }
 
     /// Creates the directory, a first signing key and the ring.
