@@ -1160,3 +1160,84 @@ async fn public_routes_console_and_fallbacks() {
     .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_audit_line_per_decision_without_the_token() {
+    let e = env();
+    let m = e
+        .mint(json!({"name": "audit me", "expires_at": "2026-12-03T10:00:30Z"}))
+        .await
+        .json();
+    let token = m["token"].as_str().unwrap().to_owned();
+    let capture = Capture::default();
+    let sink = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || sink.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    assert_eq!(e.activate(&token).await.status, StatusCode::OK);
+    e.clock.advance(3600);
+    assert_eq!(e.activate(&token).await.error(), "token_expired");
+    assert_eq!(e.activate("junk").await.error(), "malformed");
+    drop(guard);
+
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains(&token), "the token leaked into the log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["target"] == "mdtoken::audit")
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let f = &lines[0]["fields"];
+    assert_eq!(
+        (f["outcome"].as_str(), f["jti"].as_str(), f["kid"].as_str()),
+        (
+            Some("accepted"),
+            m["token_id"].as_str(),
+            m["key_id"].as_str()
+        )
+    );
+    assert_eq!(
+        (
+            f["name"].as_str(),
+            f["user"].as_str(),
+            f["device"].as_str(),
+            f["client"].as_str()
+        ),
+        (Some("audit me"), Some("ann"), Some("pc-1"), Some("unknown"))
+    );
+    // An expired token's signature held, so its id and name are logged with the reason.
+    let f = &lines[1]["fields"];
+    assert_eq!(
+        (
+            f["outcome"].as_str(),
+            f["reason"].as_str(),
+            f["jti"].as_str()
+        ),
+        (
+            Some("rejected"),
+            Some("token_expired"),
+            m["token_id"].as_str()
+        )
+    );
+    let f = &lines[2]["fields"];
+    assert_eq!(
+        (f["reason"].as_str(), f.get("jti")),
+        (Some("malformed"), None)
+    );
+}

@@ -180,7 +180,10 @@ async fn shutdown_signal() {
 /// The whole application: every route with its middleware (body limit, request timeout,
 /// panic catcher, metrics and security headers).
 pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.config().request_timeout_seconds);
+    harden(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/activations", post(activation::activate))
         .route("/v1/tokens", post(admin::mint).get(admin::list_tokens))
@@ -197,6 +200,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(console::index))
         .route("/console/app.js", get(console::app_js))
         .route("/console/style.css", get(console::style_css))
+}
+
+fn harden(routes: Router<AppState>, state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config().request_timeout_seconds);
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -394,4 +402,49 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         }));
     }
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn panics_and_slow_handlers_answer_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            request_timeout_seconds: 1,
+            ..Config::default()
+        };
+        bootstrap(dir.path(), &config, 1_800_000_000).unwrap();
+        let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let state = AppState::new(dir.path(), config, clock, false).unwrap();
+        let app = harden(
+            Router::new().route("/boom", get(boom)).route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            ),
+            state.clone(),
+        );
+        for (path, status, code) in [
+            ("/boom", StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ("/slow", StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        ] {
+            let req = Request::get(path).body(Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), status);
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"], code);
+            assert!(!v["message"].as_str().unwrap().contains("a bug"));
+        }
+        assert!(state.metrics().encode().contains("status=\"500\""));
+    }
 }
