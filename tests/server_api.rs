@@ -1241,3 +1241,12 @@ async fn one_audit_line_per_decision_without_the_token() {
         (Some("malformed"), None)
     );
 }
+
+#[test]
+fn the_example_config_file_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mdtoken.example.toml");
+    let config = Config::load(Some(&path), |_| None).unwrap();
+    assert_eq!(config.server_url(), "https://mdm.example.com");
+    assert_eq!(config.log_format, mdtoken::config::LogFormat::Json);
+    config.install.check().unwrap();
+}
