@@ -293,6 +293,11 @@ async fn a_client_trickling_headers_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(!String::from_utf8_lossy(&out).contains("200 OK"));
     trickle.abort();
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "an idle connection was kept open");
     // Other clients were never affected.
     assert_eq!(http(server.addr, &get("/healthz")).await.0, 200);
     server.stop().await;
