@@ -1,0 +1,2 @@
+// The mdtoken console script (placeholder).
+"use strict";
