@@ -149,7 +149,8 @@ impl AppState {
                 keys: Arc::new(keys),
             }
         };
-        let verifier = Verifier::new(&ring, config.leeway_seconds);
+        let verifier =
+            Verifier::with_cache(&ring, config.leeway_seconds, config.cache_entries, None);
         Ok(Self(Arc::new(Inner {
             seen: Mutex::new(Seen::Content(Sha256::digest(&text).into())),
             ring: RwLock::new(Arc::new(RingSnapshot { ring, verifier })),
@@ -229,7 +230,13 @@ impl AppState {
                 Reload::Refused
             }
             Ok(ring) => {
-                let verifier = Verifier::new(&ring, self.0.config.leeway_seconds);
+                // Cached signatures of keys still in the ring stay valid; the rest go.
+                let verifier = Verifier::with_cache(
+                    &ring,
+                    self.0.config.leeway_seconds,
+                    self.0.config.cache_entries,
+                    Some(&self.ring().verifier),
+                );
                 let keys = ring.keys().len();
                 let active = ring.active().kid().to_owned();
                 *self.0.ring.write().unwrap_or_else(|p| p.into_inner()) =
