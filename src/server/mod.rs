@@ -1,20 +1,450 @@
 //! The master: the axum HTTP server (admin API, activations, JWKS, metrics, console).
+//!
+//! [`run`] is `mdtoken serve`: first-run set-up, then [`serve`] on the configured address
+//! until SIGTERM or Ctrl-C. [`router`] builds the whole application for a given
+//! [`AppState`], which is how the tests drive it with a fixed clock.
 
-/// Options of `mdtoken serve`.
-#[derive(Debug)]
+pub mod activation;
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod console;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod public;
+pub mod state;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+use tower_http::catch_panic::CatchPanicLayer;
+use zeroize::Zeroizing;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use crate::store::KeyStore;
+
+pub use body::BODY_LIMIT;
+pub use error::ApiError;
+pub use state::{AppState, Reload};
+
+/// How often the background task checks that the current token still verifies.
+pub const RENEW_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What `mdtoken serve` was asked to do.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The keys directory.
-    pub keys_dir: std::path::PathBuf,
-    /// Configuration with flags applied.
-    pub config: crate::config::Config,
-    /// Serve from `keyring.json` alone.
+    pub keys_dir: PathBuf,
+    /// Settings, with command-line flags already applied.
+    pub config: Config,
+    /// Serve activations, JWKS, health and metrics from `keyring.json` alone.
     pub verify_only: bool,
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// Runs `mdtoken serve` until SIGTERM or Ctrl-C, then finishes requests in flight.
+///
+/// In full mode a fresh keys directory is set up first: a key ring, a signing key, a first
+/// admin key (printed once to stderr, stored only as a hash) and a current token.
 ///
 /// # Errors
-/// Start-up failures.
-pub async fn run(_opts: ServeOptions) -> anyhow::Result<()> {
-    anyhow::bail!("the server is not built yet")
+/// A keys directory that cannot be set up or loaded, a configuration that disagrees with
+/// the ring, a signing key that does not match it, or an address that cannot be bound.
+pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
+    let ServeOptions {
+        keys_dir,
+        config,
+        verify_only,
+    } = opts;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if !verify_only {
+        let (dir, cfg, now) = (keys_dir.clone(), config.clone(), clock.now());
+        let first_key = tokio::task::spawn_blocking(move || bootstrap(&dir, &cfg, now))
+            .await
+            .context("setting up the keys directory")??;
+        if let Some(key) = first_key {
+            print_first_admin_key(&keys_dir, &config, &key);
+        }
+    }
+    let state = AppState::new(&keys_dir, config.clone(), clock, verify_only)?;
+    if !verify_only {
+        for warning in state.store().permission_warnings() {
+            tracing::warn!("{warning}");
+        }
+        let st = state.clone();
+        tokio::task::spawn_blocking(move || st.renew_if_needed())
+            .await
+            .context("checking the current token")?
+            .context("making sure a current token exists")?;
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    let mode = if verify_only { " (verify-only)" } else { "" };
+    eprintln!("mdtoken listening on http://{addr}{mode}; console at http://{addr}/");
+    tracing::info!(%addr, verify_only, keys_dir = %keys_dir.display(), "listening");
+    serve(listener, state, shutdown_signal()).await
+}
+
+/// Sets up a keys directory on first run: creates the ring (with the configured or
+/// default issuer and audience) if there is none, and a first admin key if there is
+/// none. Returns that key, to be shown once; `None` when one existed already.
+///
+/// # Errors
+/// Keys directory errors.
+pub fn bootstrap(
+    keys_dir: &Path,
+    config: &Config,
+    now: i64,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let store = KeyStore::new(keys_dir);
+    if !store.is_initialised() {
+        let issuer = config.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
+        let audience = config.audience.as_deref().unwrap_or(DEFAULT_AUDIENCE);
+        let ring = store
+            .init(issuer, audience, now)
+            .with_context(|| format!("creating a key ring in {}", keys_dir.display()))?;
+        tracing::info!(dir = %keys_dir.display(), kid = %ring.active().kid(), "created a key ring");
+        eprintln!(
+            "created a key ring in {} (signing key {})",
+            keys_dir.display(),
+            ring.active().kid()
+        );
+    }
+    let admin = store.admin_keys().context("reading admin keys")?;
+    if !admin.keys.is_empty() {
+        return Ok(None);
+    }
+    let key = store
+        .create_admin_key(now)
+        .context("creating the first admin key")?;
+    Ok(Some(key))
+}
+
+fn print_first_admin_key(keys_dir: &Path, config: &Config, key: &str) {
+    let url = config.server_url();
+    let hashes = keys_dir.join(crate::store::files::ADMIN_KEYS);
+    eprintln!(
+        "\n\
+         ============================================================================\n\
+         First admin API key (shown once; stored only as a hash in {}):\n\n\
+         \x20   {key}\n\n\
+         Keep it in a password manager. Try it:\n\
+         \x20   export MDTOKEN_ADMIN_KEY='<the key above>'\n\
+         \x20   curl -H \"Authorization: Bearer $MDTOKEN_ADMIN_KEY\" {url}/v1/deployment\n\
+         Make more with `mdtoken admin-key create`.\n\
+         ============================================================================\n",
+        hashes.display()
+    );
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down; finishing requests in flight");
+}
+
+/// The whole application: every route with its middleware (body limit, request timeout,
+/// panic catcher, metrics and security headers).
+pub fn router(state: AppState) -> Router {
+    harden(routes(), state)
+}
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/activations", post(activation::activate))
+        .route("/v1/tokens", post(admin::mint).get(admin::list_tokens))
+        .route("/v1/tokens/{jti}/revoke", post(admin::revoke_token))
+        .route("/v1/deployment", get(admin::deployment))
+        .route("/v1/keys", get(admin::list_keys))
+        .route("/v1/keys/rotate", post(admin::rotate))
+        .route("/v1/keys/{kid}/revoke", post(admin::revoke_key))
+        .route("/v1/activity", get(admin::activity))
+        .route("/.well-known/jwks.json", get(public::jwks))
+        .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
+        .route("/openapi.json", get(public::openapi))
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/style.css", get(console::style_css))
+}
+
+fn harden(routes: Router<AppState>, state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config().request_timeout_seconds);
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(from_fn(move |req: Request, next: Next| {
+            request_timeout(timeout, req, next)
+        }))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+async fn request_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            ApiError::timeout().into_response()
+        }
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    tracing::error!(panic = %detail, "a handler panicked; this is a bug");
+    ApiError::internal_generic().into_response()
+}
+
+/// Records latency by matched route and adds the security headers.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    };
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if route.starts_with("/v1/") {
+        // Admin answers and activation results hold tokens or their ids.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    state.metrics().request(
+        &route,
+        method,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then stops accepting,
+/// lets requests in flight finish (bounded by the request timeout) and returns.
+///
+/// Runs the background tasks too: the key ring reload poll every
+/// `reload_interval_ms`, and in full mode the current-token renewal every
+/// [`RENEW_INTERVAL`]. Each connection has a header-read timeout of
+/// `request_timeout_seconds`, so a client that trickles its headers is cut off.
+///
+/// # Errors
+/// Only if the listener's address cannot be read; connection errors are logged.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(state.config().request_timeout_seconds);
+    let background = spawn_background(&state);
+    let app = router(state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(connection(stream, peer, app.clone(), limit, stop_rx.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limit + Duration::from_secs(5), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the grace period; closing them"
+        );
+        connections.shutdown().await;
+    }
+    for task in background {
+        task.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(
+        move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.into_response()) }
+        },
+    );
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let st = state.clone();
+    let every = Duration::from_millis(st.config().reload_interval_ms);
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let st = st.clone();
+            let _ = tokio::task::spawn_blocking(move || st.reload_ring()).await;
+        }
+    }));
+    if !state.verify_only() {
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RENEW_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let st = st.clone();
+                match tokio::task::spawn_blocking(move || st.renew_if_needed()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %error::ErrorChain(&e), "renewing the current token failed");
+                    }
+                    Err(e) => tracing::error!(error = %e, "the renewal task failed"),
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn panics_and_slow_handlers_answer_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            request_timeout_seconds: 1,
+            ..Config::default()
+        };
+        bootstrap(dir.path(), &config, 1_800_000_000).unwrap();
+        let clock = Arc::new(crate::clock::FixedClock::new(1_800_000_000));
+        let state = AppState::new(dir.path(), config, clock, false).unwrap();
+        let app = harden(
+            Router::new().route("/boom", get(boom)).route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            ),
+            state.clone(),
+        );
+        for (path, status, code) in [
+            ("/boom", StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ("/slow", StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+        ] {
+            let req = Request::get(path).body(Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), status);
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["error"], code);
+            assert!(!v["message"].as_str().unwrap().contains("a bug"));
+        }
+        assert!(state.metrics().encode().contains("status=\"500\""));
+    }
 }

@@ -1,0 +1,162 @@
+//! `POST /v1/activations`: a device presents its deployment token; the answer comes from
+//! the token alone (signature, time, revocation lists), with one audit line per decision.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{BearerError, ClientAddr, bearer};
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorBody};
+use super::state::AppState;
+use crate::keyring::rfc3339;
+use crate::token::Claims;
+use crate::verify::{Reason, Rejection};
+
+/// Longest `user` or `device`, in characters.
+pub const MAX_LABEL_CHARS: usize = 256;
+
+/// An activation request. The token may come here or as `Authorization: Bearer`, not both.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationRequest {
+    /// The deployment token from the install command.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The user logging on (for the audit log), at most 256 characters.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The device name (for the audit log), at most 256 characters.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// An accepted activation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationResponse {
+    /// Always true.
+    pub activated: bool,
+    /// The token's `jti`.
+    pub token_id: String,
+    /// The key that signed it.
+    pub key_id: String,
+    /// The token's label.
+    pub name: Option<String>,
+    /// Its expiry (RFC 3339 UTC), or null if it never expires.
+    pub expires_at: Option<String>,
+}
+
+fn check_label(what: &str, value: Option<&str>) -> Result<(), ApiError> {
+    if let Some(v) = value
+        && (v.chars().count() > MAX_LABEL_CHARS || v.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be at most {MAX_LABEL_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a device's deployment token.
+#[utoipa::path(
+    post,
+    path = "/v1/activations",
+    tag = "activation",
+    request_body = ActivationRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The token is authentic and current", body = ActivationResponse),
+        (status = 400, description = "Malformed JSON, unknown member, over-long user/device, or a token in both body and header", body = ErrorBody),
+        (status = 401, description = "The token is refused; `error` is the reason code", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+    )
+)]
+pub async fn activate(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ActivationRequest>,
+) -> Result<Json<ActivationResponse>, ApiError> {
+    check_label("user", body.user.as_deref())?;
+    check_label("device", body.device.as_deref())?;
+    let from_header = match bearer(&headers) {
+        Ok(t) => t.map(Ok),
+        Err(BearerError::OtherScheme) => None,
+        Err(BearerError::Malformed) => Some(Err(())),
+    };
+    let token = match (body.token.as_deref(), from_header) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send the token either in the body or as Authorization: Bearer, not both",
+            ));
+        }
+        (Some(t), None) | (None, Some(Ok(t))) => Some(t),
+        (None, Some(Err(()))) | (None, None) => None,
+    };
+    let now = state.now();
+    let decision = match token {
+        None => Decision::NoToken,
+        Some(token) => {
+            let ring = state.ring();
+            match ring.verifier.verify_signed(token.as_bytes()) {
+                Err(rejection) => Decision::Refused(rejection, None),
+                Ok((kid, claims)) => match ring.verifier.check_claims(&kid, &claims, now) {
+                    Ok(()) => Decision::Accepted(kid, claims),
+                    // The signature held, so the claims are the issuer's and safe to log.
+                    Err(rejection) => Decision::Refused(rejection, Some(claims)),
+                },
+            }
+        }
+    };
+    let reason = decision.reason();
+    state.metrics().activation(reason);
+    state.activity().record(now, reason);
+    let (kid, claims) = match &decision {
+        Decision::Accepted(kid, claims) => (Some(kid.as_str()), Some(claims)),
+        Decision::Refused(r, claims) => (r.kid.as_deref(), claims.as_ref()),
+        Decision::NoToken => (None, None),
+    };
+    tracing::info!(
+        target: "mdtoken::audit",
+        event = "activation",
+        outcome = if reason.is_none() { "accepted" } else { "rejected" },
+        reason = reason.map(Reason::as_str),
+        jti = claims.map(|c| c.jti.as_str()),
+        kid,
+        name = claims.and_then(|c| c.name.as_deref()),
+        user = body.user.as_deref(),
+        device = body.device.as_deref(),
+        client = %client,
+        "activation"
+    );
+    match decision {
+        Decision::Accepted(kid, claims) => Ok(Json(ActivationResponse {
+            activated: true,
+            token_id: claims.jti,
+            key_id: kid,
+            name: claims.name,
+            expires_at: claims.exp.map(rfc3339),
+        })),
+        Decision::Refused(rejection, _) => Err(ApiError::rejected(&rejection)),
+        Decision::NoToken => Err(ApiError::no_token()),
+    }
+}
+
+enum Decision {
+    Accepted(String, Claims),
+    Refused(Rejection, Option<Claims>),
+    NoToken,
+}
+
+impl Decision {
+    fn reason(&self) -> Option<Reason> {
+        match self {
+            Decision::Accepted(..) => None,
+            Decision::Refused(r, _) => Some(r.reason),
+            Decision::NoToken => Some(Reason::Malformed),
+        }
+    }
+}
