@@ -55,8 +55,10 @@ fn free_port() -> u16 {
 }
 
 fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        PathBuf::from,
+    );
     target.join("console-screenshots")
 }
 
@@ -84,7 +86,10 @@ impl Server {
         let init = cli(&["keys", "init"])?;
         ensure!(init.status.success(), "keys init failed: {init:?}");
         let created = cli(&["admin-key", "create"])?;
-        ensure!(created.status.success(), "admin-key create failed: {created:?}");
+        ensure!(
+            created.status.success(),
+            "admin-key create failed: {created:?}"
+        );
         let admin_key = String::from_utf8(created.stdout)?.trim().to_owned();
         ensure!(!admin_key.is_empty(), "admin-key create printed no key");
 
@@ -104,7 +109,10 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             // Keeps draining the log so the server never blocks on a full pipe.
-            for line in BufReader::new(stderr).lines().map_while(std::io::Result::ok) {
+            for line in BufReader::new(stderr)
+                .lines()
+                .map_while(std::io::Result::ok)
+            {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let addr: String = rest
                         .chars()
@@ -131,7 +139,13 @@ impl Server {
 
     /// A plain HTTP/1.1 request, so the test checks the server's state independently of
     /// the page.
-    fn call(&self, method: &str, path: &str, admin: bool, body: Option<&Value>) -> Result<(u16, Value)> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        admin: bool,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         let mut stream = TcpStream::connect(&self.addr)?;
         stream.set_read_timeout(Some(STEP))?;
         let body = body.map(Value::to_string).unwrap_or_default();
@@ -154,7 +168,9 @@ impl Server {
         let raw = String::from_utf8(raw)?;
         let (head, payload) = raw.split_once("\r\n\r\n").context("no end of headers")?;
         ensure!(
-            !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
             "unexpected chunked answer to {method} {path}"
         );
         let status = head
@@ -162,7 +178,11 @@ impl Server {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .context("no status code")?;
-        let json = if payload.is_empty() { Value::Null } else { serde_json::from_str(payload)? };
+        let json = if payload.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(payload)?
+        };
         Ok((status, json))
     }
 
@@ -173,7 +193,14 @@ impl Server {
     }
 
     fn activate(&self, token: &str) -> Result<Value> {
-        Ok(self.call("POST", "/v1/activations", false, Some(&json!({ "token": token })))?.1)
+        Ok(self
+            .call(
+                "POST",
+                "/v1/activations",
+                false,
+                Some(&json!({ "token": token })),
+            )?
+            .1)
     }
 }
 
@@ -238,6 +265,42 @@ impl Browser {
     }
 }
 
+/// WebDriver "Set Permission" (W3C Permissions extension), which fantoccini does not wrap.
+#[derive(Debug)]
+struct GrantPermission(&'static str);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for GrantPermission {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/permissions",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "descriptor": { "name": self.0 }, "state": "granted" });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// What the system clipboard holds, read the way a paste would.
+async fn read_clipboard(c: &Client) -> Result<String> {
+    let v = c
+        .execute_async(
+            "const done = arguments[0]; navigator.clipboard.readText().then(done, (e) => done({error: String(e)}));",
+            vec![],
+        )
+        .await?;
+    match v {
+        Value::String(s) => Ok(s),
+        other => bail!("cannot read the clipboard: {other}"),
+    }
+}
+
 async fn js(c: &Client, script: &str) -> Result<Value> {
     c.execute(script, vec![])
         .await
@@ -271,7 +334,11 @@ async fn wait_for(c: &Client, expr: &str, what: &str) -> Result<Value> {
 }
 
 async fn text(c: &Client, id: &str) -> Result<String> {
-    let v = js(c, &format!("return document.getElementById('{id}').textContent;")).await?;
+    let v = js(
+        c,
+        &format!("return document.getElementById('{id}').textContent;"),
+    )
+    .await?;
     Ok(v.as_str().unwrap_or_default().trim().to_owned())
 }
 
@@ -304,12 +371,17 @@ async fn set_date(c: &Client, value: &str) -> Result {
          d.dispatchEvent(new Event('input', {{bubbles: true}})); return d.value;"
     );
     let set = js(c, &script).await?;
-    ensure!(set == json!(value), "the date field took {set}, not {value}");
+    ensure!(
+        set == json!(value),
+        "the date field took {set}, not {value}"
+    );
     Ok(())
 }
 
 async fn dialog_open(c: &Client, id: &str) -> Result<bool> {
-    Ok(truthy(&js(c, &format!("return document.getElementById('{id}').open;")).await?))
+    Ok(truthy(
+        &js(c, &format!("return document.getElementById('{id}').open;")).await?,
+    ))
 }
 
 /// Saves a screenshot; `full_page` grows the window to the document's height first.
@@ -317,7 +389,10 @@ async fn screenshot(c: &Client, name: &str, width: u32, height: u32, full_page: 
     c.set_window_size(width, height).await?;
     if full_page {
         let (_, outer) = c.get_window_size().await?;
-        let inner = js(c, "return window.innerHeight;").await?.as_u64().unwrap_or(0);
+        let inner = js(c, "return window.innerHeight;")
+            .await?
+            .as_u64()
+            .unwrap_or(0);
         let doc = js(c, "return document.documentElement.scrollHeight;")
             .await?
             .as_u64()
@@ -327,13 +402,19 @@ async fn screenshot(c: &Client, name: &str, width: u32, height: u32, full_page: 
             c.set_window_size(width, grown).await?;
         }
     }
-    let width_seen = js(c, "return window.innerWidth;").await?.as_u64().unwrap_or(0);
+    let width_seen = js(c, "return window.innerWidth;")
+        .await?
+        .as_u64()
+        .unwrap_or(0);
     ensure!(
         width_seen.abs_diff(u64::from(width)) <= 20,
         "the window is {width_seen} px wide, not {width}"
     );
-    c.execute_async("requestAnimationFrame(() => requestAnimationFrame(arguments[0]));", vec![])
-        .await?;
+    c.execute_async(
+        "requestAnimationFrame(() => requestAnimationFrame(arguments[0]));",
+        vec![],
+    )
+    .await?;
     let png = c.screenshot().await?;
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir)?;
@@ -366,7 +447,10 @@ fn make_activity(server: &Server, current: &str) -> Result<(u64, u64, u64)> {
         true,
         Some(&json!({ "name": "Pilot ring (short-lived)", "expires_at": soon })),
     )?;
-    ensure!(status == 201, "minting a short-lived token: {status} {pilot}");
+    ensure!(
+        status == 201,
+        "minting a short-lived token: {status} {pilot}"
+    );
     let pilot = pilot["token"].as_str().context("token")?.to_owned();
     // Accepted until it lapses, then refused as expired.
     let mut accepted = 6;
@@ -376,8 +460,14 @@ fn make_activity(server: &Server, current: &str) -> Result<(u64, u64, u64)> {
         if r["error"] == json!("token_expired") {
             break;
         }
-        ensure!(r["activated"] == json!(true), "short-lived token refused: {r}");
-        ensure!(Instant::now() < deadline, "the short-lived token never expired");
+        ensure!(
+            r["activated"] == json!(true),
+            "short-lived token refused: {r}"
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "the short-lived token never expired"
+        );
         accepted += 1;
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -396,7 +486,12 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     // --- sign-in: a wrong key is refused with a clear message
     c.set_window_size(1280, 900).await?;
     c.goto(&server.base()).await?;
-    wait_for(c, "!document.getElementById('signin-view').hidden", "the sign-in form").await?;
+    wait_for(
+        c,
+        "!document.getElementById('signin-view').hidden",
+        "the sign-in form",
+    )
+    .await?;
     ensure!(
         js(c, "return document.getElementById('app-view').hidden;").await? == json!(true),
         "the console shows before sign-in"
@@ -409,8 +504,12 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "the wrong-key message",
     )
     .await?;
+    screenshot(c, "signin-1280.png", 1280, 900, false).await?;
     ensure!(
-        error.as_str().unwrap_or_default().contains("The admin key was not accepted"),
+        error
+            .as_str()
+            .unwrap_or_default()
+            .contains("The admin key was not accepted"),
         "unexpected sign-in error: {error}"
     );
     ensure!(
@@ -431,18 +530,31 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     // The short-lived token lapsed, so the console's first look renewed the current token.
     let current = server.admin_get("/v1/deployment")?;
     let token = current["token"].as_str().context("token")?.to_owned();
-    ensure!(current["name"] == json!("auto-renewed"), "not renewed: {current}");
+    ensure!(
+        current["name"] == json!("auto-renewed"),
+        "not renewed: {current}"
+    );
     for os in ["windows", "macos", "linux"] {
         let shown = text(c, &format!("cmd-{os}")).await?;
         ensure!(
             shown == current["commands"][os].as_str().unwrap_or_default().trim(),
             "{os} command shown differs from the API's: {shown}"
         );
-        ensure!(shown.contains(&token), "{os} command lacks the current token");
+        ensure!(
+            shown.contains(&token),
+            "{os} command lacks the current token"
+        );
     }
-    ensure!(text(c, "current-name").await? == "auto-renewed", "current name");
-    ensure!(text(c, "current-expires").await?.contains(" UTC"), "current expiry");
-    ensure!(text(c, "current-renews").await?.contains("when it expires"), "renewal time");
+    ensure!(
+        text(c, "current-name").await? == "auto-renewed",
+        "current name"
+    );
+    ensure!(
+        text(c, "current-expires").await?.contains(" UTC"),
+        "current expiry"
+    );
+    let renews = text(c, "current-renews").await?;
+    ensure!(renews.contains(" UTC (in "), "renewal time: {renews}");
 
     // --- copy a command and read back what was copied
     click(c, "#copy-windows").await?;
@@ -456,7 +568,16 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         copied.as_str() == Some(text(c, "cmd-windows").await?.as_str()),
         "copied text differs from the command shown: {copied}"
     );
-    ensure!(copied.as_str().unwrap_or_default().contains(&token), "copied command lacks the token");
+    ensure!(
+        copied.as_str().unwrap_or_default().contains(&token),
+        "copied command lacks the token"
+    );
+    c.issue_cmd(GrantPermission("clipboard-read")).await?;
+    let pasted = read_clipboard(c).await?;
+    ensure!(
+        copied.as_str() == Some(pasted.as_str()),
+        "the clipboard holds {pasted:?}"
+    );
     wait_for(
         c,
         "document.getElementById('status').textContent === 'Copied Windows command'",
@@ -465,16 +586,27 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     .await?;
 
     // --- activity totals from the server's counters
-    for (id, n) in [("total-accepted", accepted), ("total-expired", expired), ("total-rejected", rejected)] {
+    for (id, n) in [
+        ("total-accepted", accepted),
+        ("total-expired", expired),
+        ("total-rejected", rejected),
+    ] {
         let shown = text(c, id).await?;
         ensure!(shown == n.to_string(), "{id} shows {shown}, not {n}");
     }
-    let bars = js(c, "return document.querySelectorAll('#activity-chart rect.seg').length;").await?;
+    let bars = js(
+        c,
+        "return document.querySelectorAll('#activity-chart rect.seg').length;",
+    )
+    .await?;
     ensure!(truthy(&bars), "the activity chart has no bars");
 
     // --- generate a token without expiry
     click(c, "#generate-open").await?;
-    ensure!(dialog_open(c, "generate-dialog").await?, "the dialog did not open");
+    ensure!(
+        dialog_open(c, "generate-dialog").await?,
+        "the dialog did not open"
+    );
     ensure!(
         js(c, "return !document.getElementById('expiry-enabled').checked && document.getElementById('expiry-date').disabled;").await?
             == json!(true),
@@ -491,11 +623,23 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     let no_expiry = server.admin_get("/v1/deployment")?;
     let no_expiry_token = no_expiry["token"].as_str().context("token")?.to_owned();
     ensure!(no_expiry["name"] == json!("Laptops Q3"), "{no_expiry}");
-    ensure!(no_expiry["expires_at"].is_null(), "asked for no expiry: {no_expiry}");
+    ensure!(
+        no_expiry["expires_at"].is_null(),
+        "asked for no expiry: {no_expiry}"
+    );
     let shown = js(c, "return document.getElementById('new-token').value;").await?;
-    ensure!(shown.as_str() == Some(no_expiry_token.as_str()), "the dialog shows another token");
-    ensure!(text(c, "new-expires").await? == "Never", "the new token's expiry");
-    ensure!(text(c, "new-cmd-linux").await?.contains(&no_expiry_token), "dialog commands");
+    ensure!(
+        shown.as_str() == Some(no_expiry_token.as_str()),
+        "the dialog shows another token"
+    );
+    ensure!(
+        text(c, "new-expires").await? == "Never",
+        "the new token's expiry"
+    );
+    ensure!(
+        text(c, "new-cmd-linux").await?.contains(&no_expiry_token),
+        "dialog commands"
+    );
     click(c, "#new-token-copy").await?;
     let copied = wait_for(
         c,
@@ -503,9 +647,15 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "the copied token",
     )
     .await?;
-    ensure!(copied.as_str() == Some(no_expiry_token.as_str()), "copied token differs");
+    ensure!(
+        copied.as_str() == Some(no_expiry_token.as_str()),
+        "copied token differs"
+    );
     click(c, "#generate-done").await?;
-    ensure!(!dialog_open(c, "generate-dialog").await?, "Done did not close the dialog");
+    ensure!(
+        !dialog_open(c, "generate-dialog").await?,
+        "Done did not close the dialog"
+    );
     ensure!(
         js(c, "return document.activeElement.id;").await? == json!("generate-open"),
         "focus did not return to the Generate New Token button"
@@ -520,8 +670,14 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "the page's commands to carry the new token",
     )
     .await?;
-    ensure!(text(c, "current-expires").await? == "Never", "current expiry should be never");
-    let no_expiry_id = no_expiry["token_id"].as_str().context("token_id")?.to_owned();
+    ensure!(
+        text(c, "current-expires").await? == "Never",
+        "current expiry should be never"
+    );
+    let no_expiry_id = no_expiry["token_id"]
+        .as_str()
+        .context("token_id")?
+        .to_owned();
     let row = format!("#tokens-body tr[data-token-id='{no_expiry_id}']");
     wait_for(
         c,
@@ -531,7 +687,9 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     .await?;
 
     // --- generate a token with an expiry date
-    let tokens_before = server.admin_get("/v1/tokens")?["tokens"].as_array().map_or(0, Vec::len);
+    let tokens_before = server.admin_get("/v1/tokens")?["tokens"]
+        .as_array()
+        .map_or(0, Vec::len);
     click(c, "#generate-open").await?;
     ensure!(
         js(c, "return document.getElementById('token-name').value;").await? == json!(""),
@@ -544,7 +702,10 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "return !document.getElementById('expiry-date').disabled && document.getElementById('expiry-date').min;",
     )
     .await?;
-    ensure!(min == json!(utc_date(0)), "date field min should be today (UTC): {min}");
+    ensure!(
+        min == json!(utc_date(0)),
+        "date field min should be today (UTC): {min}"
+    );
     // Refused by the form: a past date.
     set_date(c, &utc_date(-1)).await?;
     click(c, "#generate-submit").await?;
@@ -554,7 +715,10 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "the past-date message",
     )
     .await?;
-    ensure!(refused.as_str().unwrap_or_default().contains("in the past"), "{refused}");
+    ensure!(
+        refused.as_str().unwrap_or_default().contains("in the past"),
+        "{refused}"
+    );
     // Refused by the server: too far ahead; its message is shown.
     set_date(c, &utc_date(20 * 366)).await?;
     click(c, "#generate-submit").await?;
@@ -568,12 +732,19 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         dialog_open(c, "generate-dialog").await?,
         "the dialog closed on a refusal: {refused}"
     );
-    let tokens_now = server.admin_get("/v1/tokens")?["tokens"].as_array().map_or(0, Vec::len);
+    let tokens_now = server.admin_get("/v1/tokens")?["tokens"]
+        .as_array()
+        .map_or(0, Vec::len);
     ensure!(tokens_now == tokens_before, "a refused form minted a token");
     let expiry = utc_date(30);
     set_date(c, &expiry).await?;
     ensure!(
-        js(c, "return document.getElementById('generate-error').hidden;").await? == json!(true),
+        js(
+            c,
+            "return document.getElementById('generate-error').hidden;"
+        )
+        .await?
+            == json!(true),
         "the old error should clear when the date changes"
     );
     screenshot(c, "dialog-1280.png", 1280, 900, false).await?;
@@ -596,29 +767,45 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     );
     let with_expiry_token = with_expiry["token"].as_str().context("token")?.to_owned();
     ensure!(
-        js(c, "return document.getElementById('new-token').value;").await? == json!(with_expiry_token),
+        js(c, "return document.getElementById('new-token').value;").await?
+            == json!(with_expiry_token),
         "the dialog shows another token"
     );
     screenshot(c, "dialog-result-1280.png", 1280, 900, false).await?;
     press_escape(c).await?;
-    wait_for(c, "!document.getElementById('generate-dialog').open", "Escape to close the dialog").await?;
     wait_for(
         c,
-        &format!("document.getElementById('cmd-macos').textContent.includes('{with_expiry_token}')"),
+        "!document.getElementById('generate-dialog').open",
+        "Escape to close the dialog",
+    )
+    .await?;
+    wait_for(
+        c,
+        &format!(
+            "document.getElementById('cmd-macos').textContent.includes('{with_expiry_token}')"
+        ),
         "the commands to carry the token with expiry",
     )
     .await?;
     ensure!(
-        text(c, "current-expires").await?.starts_with(&format!("End of {expiry} UTC")),
+        text(c, "current-expires")
+            .await?
+            .starts_with(&format!("End of {expiry} UTC")),
         "current expiry"
     );
 
     // --- revoke a token, first cancelling the confirmation
     let revoke = format!("{row} button[data-revoke]");
     click(c, &revoke).await?;
-    ensure!(dialog_open(c, "confirm-dialog").await?, "no confirmation before revoking");
+    ensure!(
+        dialog_open(c, "confirm-dialog").await?,
+        "no confirmation before revoking"
+    );
     click(c, "#confirm-cancel").await?;
-    ensure!(!dialog_open(c, "confirm-dialog").await?, "cancel did not close the confirmation");
+    ensure!(
+        !dialog_open(c, "confirm-dialog").await?,
+        "cancel did not close the confirmation"
+    );
     let status = |v: &Value, id: &str| {
         v["tokens"]
             .as_array()
@@ -648,7 +835,10 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     let keys = server.admin_get("/v1/keys")?;
     let old_kid = keys["keys"][0]["kid"].as_str().context("kid")?.to_owned();
     click(c, "#rotate-button").await?;
-    ensure!(dialog_open(c, "confirm-dialog").await?, "no confirmation before rotating");
+    ensure!(
+        dialog_open(c, "confirm-dialog").await?,
+        "no confirmation before rotating"
+    );
     click(c, "#confirm-ok").await?;
     wait_for(
         c,
@@ -684,7 +874,11 @@ async fn scenario(c: &Client, server: &Server) -> Result {
         "the commands after a reload"
     );
     ensure!(
-        js(c, &format!("return document.querySelector(\"{row}\").dataset.status;")).await?
+        js(
+            c,
+            &format!("return document.querySelector(\"{row}\").dataset.status;")
+        )
+        .await?
             == json!("revoked"),
         "the revoked token after a reload"
     );
@@ -693,7 +887,10 @@ async fn scenario(c: &Client, server: &Server) -> Result {
             == json!("retired"),
         "the retired key after a reload"
     );
-    ensure!(text(c, "total-accepted").await? == accepted.to_string(), "activity after a reload");
+    ensure!(
+        text(c, "total-accepted").await? == accepted.to_string(),
+        "activity after a reload"
+    );
     screenshot(c, "main-1280.png", 1280, 900, true).await?;
 
     // --- narrow screens
@@ -705,20 +902,42 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     click(c, "#expiry-enabled").await?;
     screenshot(c, "dialog-400.png", 400, 860, false).await?;
     press_escape(c).await?;
-    wait_for(c, "!document.getElementById('generate-dialog').open", "Escape to close the dialog").await?;
+    wait_for(
+        c,
+        "!document.getElementById('generate-dialog').open",
+        "Escape to close the dialog",
+    )
+    .await?;
     c.set_window_size(1280, 900).await?;
 
     // --- sign out, and a key that stops working mid-session
     click(c, "#signout-button").await?;
-    wait_for(c, "!document.getElementById('signin-view').hidden", "the sign-in form after sign-out").await?;
-    ensure!(js(c, "return sessionStorage.length;").await? == json!(0), "sign-out kept the key");
+    wait_for(
+        c,
+        "!document.getElementById('signin-view').hidden",
+        "the sign-in form after sign-out",
+    )
+    .await?;
+    ensure!(
+        js(c, "return sessionStorage.length;").await? == json!(0),
+        "sign-out kept the key"
+    );
     ensure!(
         js(c, "return document.getElementById('cmd-windows');").await? == Value::Null,
         "sign-out left the commands in the page"
     );
     c.refresh().await?;
-    wait_for(c, "!document.getElementById('signin-view').hidden", "the sign-in form after a reload").await?;
-    js(c, "sessionStorage.setItem('mdtoken.adminKey', 'mdtk_revoked-or-mistyped'); return true;").await?;
+    wait_for(
+        c,
+        "!document.getElementById('signin-view').hidden",
+        "the sign-in form after a reload",
+    )
+    .await?;
+    js(
+        c,
+        "sessionStorage.setItem('mdtoken.adminKey', 'mdtk_revoked-or-mistyped'); return true;",
+    )
+    .await?;
     c.refresh().await?;
     let error = wait_for(
         c,
@@ -727,10 +946,16 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     )
     .await?;
     ensure!(
-        error.as_str().unwrap_or_default().contains("The admin key was not accepted"),
+        error
+            .as_str()
+            .unwrap_or_default()
+            .contains("The admin key was not accepted"),
         "unexpected message: {error}"
     );
-    ensure!(js(c, "return sessionStorage.length;").await? == json!(0), "a refused key was kept");
+    ensure!(
+        js(c, "return sessionStorage.length;").await? == json!(0),
+        "a refused key was kept"
+    );
     Ok(())
 }
 
@@ -752,12 +977,12 @@ async fn console_in_headless_chromium() {
         .expect("starting headless Chromium");
     let c = &browser.client;
     let outcome = tokio::time::timeout(WHOLE_RUN, scenario(c, &server)).await;
-    if !matches!(outcome, Ok(Ok(()))) {
-        if let Ok(png) = c.screenshot().await {
-            let dir = screenshot_dir();
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(dir.join("failure.png"), png);
-        }
+    if !matches!(outcome, Ok(Ok(())))
+        && let Ok(png) = c.screenshot().await
+    {
+        let dir = screenshot_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join("failure.png"), png);
     }
     // Ends the browser session cleanly so Chromium exits with chromedriver.
     let _ = browser.client.clone().close().await;

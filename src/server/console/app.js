@@ -116,6 +116,16 @@
     return formatTime(iso);
   }
 
+  // Compact forms for table cells; the column headers say the times are UTC.
+  function formatCellTime(iso) {
+    return iso ? formatTime(iso).replace(/ UTC$/, "") : "—";
+  }
+
+  function formatCellExpiry(iso) {
+    const text = formatExpiry(iso);
+    return text.startsWith("End of ") ? "Through " + text.slice(7).replace(/ UTC$/, "") : text.replace(/ UTC$/, "");
+  }
+
   function relative(iso) {
     const ms = new Date(iso).getTime() - Date.now();
     if (Number.isNaN(ms)) return "";
@@ -312,9 +322,10 @@
     $("current-name").classList.toggle("muted", !named);
     setText("current-expires", d.expires_at ? formatExpiry(d.expires_at) + " (" + relative(d.expires_at) + ")" : "Never", d.expires_at || "");
     if (d.renews_at) {
-      setText("current-renews", formatTime(d.renews_at) + " (" + relative(d.renews_at) + "), when it expires; the commands then switch to a new token", d.renews_at);
+      setText("current-renews", formatTime(d.renews_at) + " (" + relative(d.renews_at) + ")",
+        "When this token expires, a new current token is generated and the install commands switch to it");
     } else {
-      setText("current-renews", "Not needed: this token never expires");
+      setText("current-renews", "Not needed: it never expires");
     }
     setText("current-id", d.token_id, d.token_id);
     setText("current-key", d.key_id, d.key_id);
@@ -348,7 +359,7 @@
       const label = t.name && t.name.trim() ? t.name : "Unnamed";
       const nameCell = [el("span", { className: t.name ? "" : "muted", text: label })];
       if (t.token_id === currentId) nameCell.push(" ", el("span", { className: "badge badge-current", text: "current" }));
-      let action = el("span", { className: "muted", text: "—" });
+      let action = el("span", { className: "sr-only", text: "No action" });
       if (t.status === "active") {
         action = el("button", {
           type: "button",
@@ -364,10 +375,10 @@
           cell("Name", nameCell, "cell-name"),
           cell("Token ID", [el("code", { className: "id", title: t.token_id, text: t.token_id })]),
           cell("Key", [el("code", { className: "id", title: t.key_id, text: shortId(t.key_id) })]),
-          cell("Issued", [el("span", { title: t.issued_at, text: formatTime(t.issued_at) })]),
-          cell("Expires", [el("span", { title: t.expires_at || "", text: formatExpiry(t.expires_at) })]),
+          cell("Issued (UTC)", [el("span", { title: t.issued_at, text: formatCellTime(t.issued_at) })], "cell-time"),
+          cell("Expires (UTC)", [el("span", { title: t.expires_at || "", text: formatCellExpiry(t.expires_at) })], "cell-time"),
           cell("Status", [badge(t.status)]),
-          cell("", [action], "cell-action"),
+          cell("", [action], t.status === "active" ? "cell-action" : "cell-action cell-none"),
         ]),
       );
     }
@@ -409,15 +420,15 @@
     for (const k of data.keys || []) {
       let until;
       if (k.status === "active") until = "Signs new tokens";
-      else if (k.verify_until) until = formatTime(k.verify_until) + " (" + relative(k.verify_until) + ")";
-      else until = "No end: it signed a token without expiry";
+      else if (k.verify_until) until = formatCellTime(k.verify_until) + " (" + relative(k.verify_until) + ")";
+      else until = "No end: it signed a token that never expires";
       body.append(
         el("tr", { dataset: { kid: k.kid, status: k.status } }, [
           cell("Key ID", [el("code", { className: "id", title: k.kid, text: k.kid })]),
           cell("Status", [badge(k.status)]),
-          cell("Created", [el("span", { title: k.created_at, text: formatTime(k.created_at) })]),
-          cell("Retired", [el("span", { title: k.retired_at || "", text: formatTime(k.retired_at) })]),
-          cell("Verifies until", [el("span", { title: k.verify_until || "", text: until })]),
+          cell("Created (UTC)", [el("span", { title: k.created_at, text: formatCellTime(k.created_at) })], "cell-time"),
+          cell("Retired (UTC)", [el("span", { title: k.retired_at || "", text: formatCellTime(k.retired_at) })], "cell-time"),
+          cell("Verifies until (UTC)", [el("span", { title: k.verify_until || "", text: until })]),
         ]),
       );
     }
@@ -426,9 +437,9 @@
         el("tr", { dataset: { kid: k.kid, status: "revoked" } }, [
           cell("Key ID", [el("code", { className: "id", title: k.kid, text: k.kid })]),
           cell("Status", [badge("revoked")]),
-          cell("Created", [el("span", { text: "—" })]),
-          cell("Retired", [el("span", { title: k.revoked_at, text: "Revoked " + formatTime(k.revoked_at) })]),
-          cell("Verifies until", [el("span", { text: "Nothing: its tokens are refused" })]),
+          cell("Created (UTC)", [el("span", { text: "—" })]),
+          cell("Retired (UTC)", [el("span", { title: k.revoked_at, text: "Revoked " + formatCellTime(k.revoked_at) })]),
+          cell("Verifies until (UTC)", [el("span", { text: "Nothing: its tokens are refused" })]),
         ]),
       );
     }
