@@ -21,12 +21,14 @@ use time::format_description::well_known::Rfc3339;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mdtoken");
 /// The whole browser session, start to finish.
-const WHOLE_RUN: Duration = Duration::from_secs(100);
+const WHOLE_RUN: Duration = Duration::from_secs(80);
 /// Any single wait for the page or a process.
 const STEP: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
 const SERVER_URL: &str = "https://deploy.example.com";
 const ESCAPE: &str = "\u{E00C}";
+const ENTER: &str = "\u{E007}";
+const SPACE: &str = " ";
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -798,6 +800,10 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     let revoke = format!("{row} button[data-revoke]");
     click(c, &revoke).await?;
     ensure!(
+        js(c, "return document.activeElement.id;").await? == json!("confirm-cancel"),
+        "the confirmation should focus Cancel"
+    );
+    ensure!(
         dialog_open(c, "confirm-dialog").await?,
         "no confirmation before revoking"
     );
@@ -896,10 +902,46 @@ async fn scenario(c: &Client, server: &Server) -> Result {
     // --- narrow screens
     c.set_window_size(400, 860).await?;
     c.execute("window.scrollTo(0, 0);", vec![]).await?;
+    ensure!(
+        js(
+            c,
+            "return document.documentElement.scrollWidth <= window.innerWidth;"
+        )
+        .await?
+            == json!(true),
+        "the page scrolls sideways at 400 px"
+    );
     screenshot(c, "main-400.png", 400, 860, true).await?;
-    click(c, "#generate-open").await?;
-    type_into(c, "#token-name", "Field tablets").await?;
-    click(c, "#expiry-enabled").await?;
+    // This time with the keyboard only.
+    js(
+        c,
+        "document.getElementById('generate-open').focus(); return true;",
+    )
+    .await?;
+    c.active_element().await?.send_keys(ENTER).await?;
+    wait_for(
+        c,
+        "document.getElementById('generate-dialog').open",
+        "Enter to open the dialog",
+    )
+    .await?;
+    ensure!(
+        js(c, "return document.activeElement.id;").await? == json!("token-name"),
+        "the dialog should focus its first field"
+    );
+    c.active_element().await?.send_keys("Field tablets").await?;
+    js(
+        c,
+        "document.getElementById('expiry-enabled').focus(); return true;",
+    )
+    .await?;
+    c.active_element().await?.send_keys(SPACE).await?;
+    wait_for(
+        c,
+        "!document.getElementById('expiry-date').disabled && document.activeElement.id === 'expiry-date'",
+        "Space to enable the date field",
+    )
+    .await?;
     screenshot(c, "dialog-400.png", 400, 860, false).await?;
     press_escape(c).await?;
     wait_for(

@@ -299,6 +299,7 @@
     $("commands").replaceChildren();
     $("new-commands").replaceChildren();
     $("new-token").value = "";
+    delete $("new-token-copy").dataset.copied;
     $("tokens-body").replaceChildren();
     $("keys-body").replaceChildren();
     $("activity-chart").replaceChildren();
@@ -645,6 +646,7 @@
   function onGenerateClosed() {
     // The token is shown once: drop it from the page when the dialog closes.
     $("new-token").value = "";
+    delete $("new-token-copy").dataset.copied;
     $("new-commands").replaceChildren();
     const opener = state.dialogOpener;
     state.dialogOpener = null;
