@@ -126,6 +126,7 @@ pub struct Verified {
 struct VerifyKey {
     public: PublicKey,
     retired_at: Option<i64>,
+    verify_until: Option<i64>,
 }
 
 /// Verifies tokens against one key ring snapshot. Cheap to share; build a new one when
@@ -152,15 +153,16 @@ impl Verifier {
                 .keys()
                 .iter()
                 .map(|k| {
-                    let retired_at = match k.status {
-                        KeyStatus::Active => None,
-                        KeyStatus::Retired => k.retired_at,
+                    let (retired_at, verify_until) = match k.status {
+                        KeyStatus::Active => (None, None),
+                        KeyStatus::Retired => (k.retired_at, k.verify_until),
                     };
                     (
                         k.kid().to_owned(),
                         VerifyKey {
                             public: k.public.clone(),
                             retired_at,
+                            verify_until,
                         },
                     )
                 })
@@ -296,6 +298,13 @@ impl Verifier {
                 ));
             }
         };
+        if parts.signature.is_empty() {
+            return Err(Rejection::with_kid(
+                Malformed,
+                &kid,
+                "signature segment is empty",
+            ));
+        }
         let signature = b64::decode(parts.signature)
             .ok_or_else(|| Rejection::with_kid(Malformed, &kid, "signature is not base64url"))?;
         let signature: [u8; 64] = signature
@@ -407,6 +416,21 @@ impl Verifier {
                 ),
             ));
         }
+        // Everything a retired key genuinely signed expires by its verify_until, so a
+        // token outliving it (or never expiring) was made with a stolen copy of the key,
+        // back-dated to pass the iat check above.
+        if let Some(until) = key.verify_until
+            && claims.exp.is_none_or(|exp| exp > until)
+        {
+            return Err(Rejection::with_kid(
+                KeyRevoked,
+                kid,
+                format!(
+                    "key {kid} is retired and signed nothing valid after {}",
+                    crate::keyring::rfc3339(until)
+                ),
+            ));
+        }
         if self.revoked_tokens.contains(&claims.jti) {
             return Err(Rejection::with_kid(
                 TokenRevoked,
@@ -474,6 +498,28 @@ mod tests {
         let err = v.verify(after.as_bytes(), NOW + 20).unwrap_err();
         assert_eq!(err.reason, Reason::KeyRevoked);
         assert_eq!(err.kid.as_deref(), Some(m.kid()));
+    }
+
+    #[test]
+    fn retired_key_cannot_outlive_its_verify_until_even_back_dated() {
+        let (mut ring, m) = setup();
+        let genuine = m.mint(None, Expiry::At(NOW + 100), NOW).unwrap().token;
+        let k2 = SecretKey::generate();
+        ring.rotate(k2.public(), NOW + 10, Some(NOW + 100)).unwrap();
+        let v = Verifier::new(&ring, 0);
+        assert!(v.verify(genuine.as_bytes(), NOW + 20).is_ok());
+        // A thief signs with iat before retirement but a later or absent exp.
+        for expiry in [
+            Expiry::Never,
+            Expiry::At(NOW + 101),
+            Expiry::At(NOW + 10_000),
+        ] {
+            let forged = m.mint(None, expiry, NOW + 5).unwrap().token;
+            let err = v.verify(forged.as_bytes(), NOW + 20).unwrap_err();
+            assert_eq!(err.reason, Reason::KeyRevoked, "{expiry:?}");
+        }
+        let within = m.mint(None, Expiry::At(NOW + 100), NOW + 5).unwrap().token;
+        assert!(v.verify(within.as_bytes(), NOW + 20).is_ok());
     }
 
     #[test]
