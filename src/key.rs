@@ -170,10 +170,14 @@ impl SecretKey {
         Ok(Self { key, public })
     }
 
-    /// The PKCS#8 PEM text (what `openssl pkey` reads).
+    /// The PKCS#8 v1 PEM text (RFC 8410 §7: the seed alone, no public key), which
+    /// `openssl pkey` and every common library read.
     pub fn to_pem(&self) -> Zeroizing<String> {
-        let doc = self
-            .key
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let doc = bytes
             .to_pkcs8_pem(Default::default())
             .expect("PKCS#8 encoding of an Ed25519 key cannot fail");
         Zeroizing::new(doc.to_string())
@@ -249,6 +253,17 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = SecretKey::from_pem(&pem).unwrap();
         assert_eq!(back.public(), key.public());
+        // RFC 8410 §10.3: a v1 PrivateKeyInfo of 48 bytes (no public key member).
+        let der = crate::b64::decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>()
+                .replace('+', "-")
+                .replace('/', "_")
+                .trim_end_matches('='),
+        )
+        .unwrap();
+        assert_eq!(der.len(), 48);
         let debug = format!("{key:?}");
         assert!(debug.contains("[redacted]") && debug.contains(key.kid()));
         let sig = key.sign(b"m");

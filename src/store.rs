@@ -291,12 +291,17 @@ impl KeyStore {
     /// [`StoreError::NotInitialised`], [`StoreError::Ring`] or I/O errors.
     pub fn load_ring(&self) -> Result<KeyRing> {
         let path = self.ring_path();
-        let text = match fs::read_to_string(&path) {
+        let bytes = match fsutil::read_regular(&path, fsutil::MAX_DOCUMENT_BYTES) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotInitialised { path });
             }
             r => r.map_err(io_err("reading key ring", &path))?,
         };
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::Io {
+            action: "reading key ring",
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"),
+        })?;
         KeyRing::from_json(&text).map_err(|source| StoreError::Ring { path, source })
     }
 
