@@ -32,6 +32,10 @@ pub struct RingKey {
     /// The latest `exp` the key signed once retired; `None` while active or when it
     /// signed a token that never expires.
     pub verify_until: Option<i64>,
+    /// Once retired: the ids of every token the key signed. A retired key vouches for
+    /// these tokens only, so a stolen copy of it cannot mint new ones, back-dated or not.
+    /// `None` while active (or in a ring written without the list).
+    pub signed_jtis: Option<Vec<String>>,
 }
 
 impl RingKey {
@@ -153,6 +157,28 @@ struct JwkFile {
     retired_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     verify_until: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_jtis: Option<Vec<String>>,
+}
+
+/// What a key signed in its active life, recorded when it retires.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signed {
+    /// The latest `exp` signed; `None` if a token without expiry was signed.
+    pub verify_until: Option<i64>,
+    /// Every token id signed; `None` when unknown (the key then vouches for any token
+    /// within its `iat` and `verify_until` bounds).
+    pub jtis: Option<Vec<String>>,
+}
+
+impl Signed {
+    /// Signed nothing: verifies nothing after `now`.
+    pub fn nothing(now: i64) -> Self {
+        Self {
+            verify_until: Some(now),
+            jtis: Some(Vec::new()),
+        }
+    }
 }
 
 /// Converts Unix seconds to a date-time; out-of-range values clamp to the epoch bounds
@@ -183,6 +209,7 @@ impl KeyRing {
                 created_at: now,
                 retired_at: None,
                 verify_until: None,
+                signed_jtis: None,
             }],
             revoked_keys: Vec::new(),
             revoked_tokens: Vec::new(),
@@ -232,12 +259,16 @@ impl KeyRing {
                 (KeyStatus::Retired, None) => return Err(bad("a retired key needs retired_at")),
                 _ => {}
             }
+            if k.status == KeyStatus::Active && k.signed_jtis.is_some() {
+                return Err(bad("an active key has no signed_jtis"));
+            }
             keys.push(RingKey {
                 public,
                 status: k.status,
                 created_at: k.created_at.unix_timestamp(),
                 retired_at: k.retired_at.map(OffsetDateTime::unix_timestamp),
                 verify_until: k.verify_until.map(OffsetDateTime::unix_timestamp),
+                signed_jtis: k.signed_jtis,
             });
         }
         for r in &file.revoked_keys {
@@ -283,6 +314,7 @@ impl KeyRing {
                     created_at: datetime(k.created_at),
                     retired_at: k.retired_at.map(datetime),
                     verify_until: k.verify_until.map(datetime),
+                    signed_jtis: k.signed_jtis.clone(),
                 })
                 .collect(),
             revoked_keys: self.revoked_keys.clone(),
@@ -336,17 +368,13 @@ impl KeyRing {
         &self.revoked_tokens
     }
 
-    /// Makes `new` the active key and retires the old one at `now`, verifying until
-    /// `old_verify_until` (the latest `exp` it signed; `None` if one never expires).
+    /// Makes `new` the active key and retires the old one at `now`. `signed` describes
+    /// what the old key signed: its tokens' ids and the latest `exp` among them (`None`
+    /// if one never expires).
     ///
     /// # Errors
     /// [`RingError::Duplicate`] if `new` is already known.
-    pub fn rotate(
-        &mut self,
-        new: &PublicKey,
-        now: i64,
-        old_verify_until: Option<i64>,
-    ) -> Result<(), RingError> {
+    pub fn rotate(&mut self, new: &PublicKey, now: i64, signed: Signed) -> Result<(), RingError> {
         if self.key(new.kid()).is_some() || self.revoked_keys.iter().any(|r| r.kid == new.kid()) {
             return Err(RingError::Duplicate {
                 kid: new.kid().to_owned(),
@@ -356,7 +384,8 @@ impl KeyRing {
             if k.status == KeyStatus::Active {
                 k.status = KeyStatus::Retired;
                 k.retired_at = Some(now);
-                k.verify_until = old_verify_until;
+                k.verify_until = signed.verify_until;
+                k.signed_jtis = signed.jtis.clone();
             }
         }
         self.keys.insert(
@@ -367,6 +396,7 @@ impl KeyRing {
                 created_at: now,
                 retired_at: None,
                 verify_until: None,
+                signed_jtis: None,
             },
         );
         Ok(())
@@ -445,12 +475,21 @@ mod tests {
     fn json_round_trip() {
         let (mut r, _) = ring();
         let k2 = SecretKey::generate();
-        r.rotate(k2.public(), NOW + 10, Some(NOW + 100)).unwrap();
+        r.rotate(
+            k2.public(),
+            NOW + 10,
+            Signed {
+                verify_until: Some(NOW + 100),
+                jtis: Some(vec!["a".into()]),
+            },
+        )
+        .unwrap();
         r.revoke_token("j", Some(NOW + 5));
         let back = KeyRing::from_json(&r.to_json()).unwrap();
         assert_eq!(back.to_json(), r.to_json());
         assert_eq!(back.active().kid(), k2.kid());
         assert_eq!(back.keys()[1].verify_until, Some(NOW + 100));
+        assert_eq!(back.keys()[1].signed_jtis, Some(vec!["a".to_owned()]));
     }
 
     #[test]
@@ -498,9 +537,10 @@ mod tests {
     fn prune_keeps_unlapsed_and_never_expiring() {
         let (mut r, k1) = ring();
         let k2 = SecretKey::generate();
-        r.rotate(k2.public(), NOW, None).unwrap();
+        r.rotate(k2.public(), NOW, Signed::default()).unwrap();
         let k3 = SecretKey::generate();
-        r.rotate(k3.public(), NOW + 1, Some(NOW + 50)).unwrap();
+        r.rotate(k3.public(), NOW + 1, Signed::nothing(NOW + 50))
+            .unwrap();
         r.revoke_token("a", Some(NOW + 10));
         r.revoke_token("b", None);
         let (dropped, tokens) = r.prune(NOW + 200, 60);

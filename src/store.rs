@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::admin::AdminKeys;
 use crate::fsutil::{self, Lock};
 use crate::key::{PrivateKeyError, SecretKey};
-use crate::keyring::{KeyRing, KeyStatus, RingError, datetime};
+use crate::keyring::{KeyRing, KeyStatus, RingError, Signed, datetime};
 use crate::ledger::{self, LedgerEntry, LedgerError};
 use crate::mint::{Expiry, MintError, Minted, Minter};
 use crate::verify::Verifier;
@@ -145,6 +145,9 @@ impl StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Suffix of a private key written by a rotation that has not yet reached the ring.
+const PENDING_SUFFIX: &str = ".pem.pending";
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_owned();
@@ -282,6 +285,7 @@ impl KeyStore {
         })?;
         self.write_private_key(&key)?;
         self.save_ring(&ring)?;
+        self.commit_private_key(key.kid())?;
         Ok(ring)
     }
 
@@ -311,6 +315,15 @@ impl KeyStore {
             .map_err(io_err("writing key ring", &path))
     }
 
+    fn pending_path(&self, kid: &str) -> PathBuf {
+        self.dir
+            .join(files::PRIVATE)
+            .join(format!("{kid}{PENDING_SUFFIX}"))
+    }
+
+    /// Writes a new key as `<kid>.pem.pending`: it becomes `<kid>.pem` only once the
+    /// ring names it ([`KeyStore::commit_private_key`]), so a writer killed in between
+    /// leaves a file that is recognisably not in use.
     fn write_private_key(&self, key: &SecretKey) -> Result<()> {
         let dir = self.dir.join(files::PRIVATE);
         fs::DirBuilder::new()
@@ -318,9 +331,17 @@ impl KeyStore {
             .mode(0o700)
             .create(&dir)
             .map_err(io_err("creating", &dir))?;
-        let path = self.private_path(key.kid());
+        let path = self.pending_path(key.kid());
         fsutil::write_atomic(&path, key.to_pem().as_bytes(), 0o600)
             .map_err(io_err("writing private key", &path))
+    }
+
+    /// Renames a pending key to its final name after the ring names it.
+    fn commit_private_key(&self, kid: &str) -> Result<()> {
+        let (from, to) = (self.pending_path(kid), self.private_path(kid));
+        fs::rename(&from, &to).map_err(io_err("renaming private key", &from))?;
+        let dir = self.dir.join(files::PRIVATE);
+        fsutil::sync_dir(&dir).map_err(io_err("syncing", &dir))
     }
 
     /// Loads the active key's private half and checks it matches the ring.
@@ -331,6 +352,11 @@ impl KeyStore {
     pub fn load_minter(&self, ring: &KeyRing) -> Result<Minter> {
         let kid = ring.active().kid();
         let path = self.private_path(kid);
+        if !path.exists() && self.pending_path(kid).exists() {
+            // A rotation saved the ring and was stopped before renaming its new key:
+            // the ring names it, so it is the key in use.
+            self.commit_private_key(kid)?;
+        }
         let pem = match fs::read_to_string(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::MissingPrivateKey {
@@ -371,6 +397,9 @@ impl KeyStore {
         now: i64,
     ) -> Result<Minted> {
         let minter = self.load_minter(ring)?;
+        // A caller's clock read before it waited for the lock may predate the active
+        // key; a token is never issued before the key that signs it was made.
+        let now = now.max(ring.active().created_at);
         let minted = minter.mint(name, expiry, now)?;
         // The ledger line is durable before the token is shown anywhere, so rotation
         // always knows every exp its key signed.
@@ -382,6 +411,7 @@ impl KeyStore {
             exp: minted.claims.exp.map(datetime),
         })?;
         self.write_current(&Current::from(&minted))?;
+        self.remove_stale_private_keys(ring)?;
         Ok(minted)
     }
 
@@ -463,8 +493,10 @@ impl KeyStore {
     /// # Errors
     /// Ring, key, ledger and I/O errors.
     pub fn current_or_renew(&self, renew_days: i64, now: i64) -> Result<(Current, bool)> {
+        // An unreadable current.json is replaced like a lapsed token: it holds nothing
+        // that cannot be minted again.
         let ring = self.load_ring()?;
-        if let Some(current) = self.current()?
+        if let Ok(Some(current)) = self.current()
             && current_is_usable(&ring, &current, now)
         {
             return Ok((current, false));
@@ -472,7 +504,7 @@ impl KeyStore {
         let _lock = self.lock()?;
         // Another writer may have renewed while this one waited for the lock.
         let ring = self.load_ring()?;
-        if let Some(current) = self.current()?
+        if let Ok(Some(current)) = self.current()
             && current_is_usable(&ring, &current, now)
         {
             return Ok((current, false));
@@ -494,17 +526,34 @@ impl KeyStore {
 
     fn rotate_locked(&self, ring: &mut KeyRing, now: i64) -> Result<Rotation> {
         let old_kid = ring.active().kid().to_owned();
-        let verify_until = self.latest_exp_signed(&old_kid, now)?;
+        // A present but foreign private key means this directory does not hold the
+        // ring's signing key: refuse rather than retire a key on a guess. A missing one
+        // is the recovery case (private/ lost): rotating is how minting resumes.
+        match self.load_minter(ring) {
+            Ok(_) | Err(StoreError::MissingPrivateKey { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let (signed, latest_iat) = self.signed_by(&old_kid)?;
+        // retired_at must cover every token the old key signed, even one minted by a
+        // writer whose clock ran ahead of this caller's: otherwise that token would read
+        // as signed after retirement.
+        let now = now.max(latest_iat).max(ring.active().created_at);
+        let signed = Signed {
+            verify_until: signed.verify_until.map(|t| t.max(now)),
+            ..signed
+        };
         let key = SecretKey::generate();
         // Order matters for crash safety: the new private key exists before the ring
         // names it, and the old one is deleted only once the ring no longer does.
         self.write_private_key(&key)?;
-        ring.rotate(key.public(), now, verify_until)
+        let verify_until = signed.verify_until;
+        ring.rotate(key.public(), now, signed)
             .map_err(|source| StoreError::Ring {
                 path: self.ring_path(),
                 source,
             })?;
         self.save_ring(ring)?;
+        self.commit_private_key(key.kid())?;
         self.remove_stale_private_keys(ring)?;
         Ok(Rotation {
             old_kid,
@@ -513,32 +562,56 @@ impl KeyStore {
         })
     }
 
-    /// The latest `exp` among tokens `kid` signed; `None` if one never expires; `now` if
-    /// it signed none.
-    fn latest_exp_signed(&self, kid: &str, now: i64) -> Result<Option<i64>> {
-        let mut latest = Some(now);
-        for e in self.ledger()?.iter().filter(|e| e.kid == kid) {
-            match e.exp {
-                None => return Ok(None),
-                Some(exp) => latest = latest.max(Some(exp.unix_timestamp())),
-            }
+    /// What `kid` signed according to the ledger, and the latest `iat` among it (0 if
+    /// nothing).
+    fn signed_by(&self, kid: &str) -> Result<(Signed, i64)> {
+        let mut verify_until = Some(i64::MIN);
+        let mut latest_iat = 0;
+        let mut jtis = Vec::new();
+        for e in self.ledger()?.into_iter().filter(|e| e.kid == kid) {
+            verify_until = match (verify_until, e.exp) {
+                (Some(v), Some(exp)) => Some(v.max(exp.unix_timestamp())),
+                _ => None,
+            };
+            latest_iat = latest_iat.max(e.iat.unix_timestamp());
+            jtis.push(e.jti);
         }
-        Ok(latest)
+        let signed = Signed {
+            verify_until,
+            jtis: Some(jtis),
+        };
+        Ok((signed, latest_iat))
     }
 
-    /// Deletes every private key file but the active one's (left by a rotation that was
-    /// interrupted before its last step).
+    /// Deletes the private key files of keys the ring knows as retired or revoked (left
+    /// by a rotation interrupted before its last step). Files of keys the ring does not
+    /// know are left alone: they may belong to another ring put here by mistake.
     fn remove_stale_private_keys(&self, ring: &KeyRing) -> Result<()> {
         let dir = self.dir.join(files::PRIVATE);
-        let keep = format!("{}.pem", ring.active().kid());
-        let entries = fs::read_dir(&dir).map_err(io_err("listing", &dir))?;
+        let stale: Vec<String> = ring
+            .keys()
+            .iter()
+            .filter(|k| k.status == KeyStatus::Retired)
+            .map(|k| k.kid().to_owned())
+            .chain(ring.revoked_keys().iter().map(|r| r.kid.clone()))
+            .collect();
         let mut removed = false;
-        for entry in entries.flatten() {
+        // Pending keys of rotations that never reached the ring.
+        let active_pending = format!("{}{PENDING_SUFFIX}", ring.active().kid());
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.ends_with(".pem") && name != keep {
+            if name.ends_with(PENDING_SUFFIX) && name != active_pending {
                 fs::remove_file(entry.path()).map_err(io_err("deleting", &entry.path()))?;
                 removed = true;
+            }
+        }
+        for kid in stale {
+            let path = self.private_path(&kid);
+            match fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("deleting", &path)(e)),
             }
         }
         if removed {
@@ -568,6 +641,7 @@ impl KeyStore {
         };
         ring.revoke_key(kid, now);
         self.save_ring(&ring)?;
+        self.remove_stale_private_keys(&ring)?;
         Ok(rotation)
     }
 

@@ -18,6 +18,8 @@ pub const MAX_TOKEN_LEN: usize = 1024;
 pub const MINTED_TOKEN_LIMIT: usize = 512;
 /// Longest accepted `name`, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
+/// Shortest accepted `jti`: 128 bits of base64url.
+pub const MIN_JTI_LEN: usize = 22;
 /// Longest accepted `jti`, in bytes.
 pub const MAX_JTI_LEN: usize = 128;
 /// The largest NumericDate accepted: 9999-12-31T23:59:59Z.
@@ -260,8 +262,14 @@ pub fn parse_claims(json: &[u8]) -> Result<Claims, ClaimsError> {
             _ => return Err(Invalid("unknown claim")),
         }
     }
+    // At least 128 bits of base64url (22 characters), as every minted jti is: an id that
+    // could carry spaces, newlines or markup has no business in logs and listings.
     let jti = jti
-        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_LEN)
+        .filter(|j| {
+            (MIN_JTI_LEN..=MAX_JTI_LEN).contains(&j.len())
+                && j.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .ok_or(Invalid("jti"))?;
     if name
         .as_ref()
@@ -358,9 +366,9 @@ mod tests {
 
     #[test]
     fn claims_rules() {
-        let ok = br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":2,"jti":"j","name":"n"}"#;
+        let ok = br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":2,"jti":"jjjjjjjjjjjjjjjjjjjjjj","name":"n"}"#;
         assert_eq!(parse_claims(ok).unwrap().exp, Some(2));
-        let no_exp = br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"j"}"#;
+        let no_exp = br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#;
         assert_eq!(parse_claims(no_exp).unwrap().exp, None);
         for bad in [
             &b"[]"[..],
@@ -372,7 +380,7 @@ mod tests {
             assert_eq!(parse_claims(bad), Err(ClaimsError::Malformed));
         }
         assert_eq!(
-            parse_claims(br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":1,"exp":9,"jti":"j"}"#),
+            parse_claims(br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":1,"exp":9,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#),
             Err(ClaimsError::Malformed)
         );
         for exp in [
@@ -385,7 +393,9 @@ mod tests {
             "1e3",
             "99999999999999",
         ] {
-            let json = format!(r#"{{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":{exp},"jti":"j"}}"#);
+            let json = format!(
+                r#"{{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":{exp},"jti":"jjjjjjjjjjjjjjjjjjjjjj"}}"#
+            );
             assert_eq!(
                 parse_claims(json.as_bytes()),
                 Err(ClaimsError::Invalid("exp")),
@@ -393,11 +403,11 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_claims(br#"{"iss":"i","aud":[],"iat":1,"nbf":1,"jti":"j"}"#),
+            parse_claims(br#"{"iss":"i","aud":[],"iat":1,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#),
             Err(ClaimsError::Audience)
         );
         assert_eq!(
-            parse_claims(br#"{"aud":"a","iat":1,"nbf":1,"jti":"j"}"#),
+            parse_claims(br#"{"aud":"a","iat":1,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#),
             Err(ClaimsError::Issuer)
         );
         assert_eq!(
@@ -405,11 +415,13 @@ mod tests {
             Err(ClaimsError::Invalid("jti"))
         );
         assert_eq!(
-            parse_claims(br#"{"iss":"i","aud":"a","iat":1,"jti":"j"}"#),
+            parse_claims(br#"{"iss":"i","aud":"a","iat":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#),
             Err(ClaimsError::Invalid("nbf"))
         );
         assert_eq!(
-            parse_claims(br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"j","x":1}"#),
+            parse_claims(
+                br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj","x":1}"#
+            ),
             Err(ClaimsError::Invalid("unknown claim"))
         );
     }

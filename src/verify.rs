@@ -125,8 +125,10 @@ pub struct Verified {
 #[derive(Debug)]
 struct VerifyKey {
     public: PublicKey,
+    created_at: i64,
     retired_at: Option<i64>,
     verify_until: Option<i64>,
+    signed_jtis: Option<HashSet<String>>,
 }
 
 /// Verifies tokens against one key ring snapshot. Cheap to share; build a new one when
@@ -153,16 +155,22 @@ impl Verifier {
                 .keys()
                 .iter()
                 .map(|k| {
-                    let (retired_at, verify_until) = match k.status {
-                        KeyStatus::Active => (None, None),
-                        KeyStatus::Retired => (k.retired_at, k.verify_until),
+                    let (retired_at, verify_until, signed_jtis) = match k.status {
+                        KeyStatus::Active => (None, None, None),
+                        KeyStatus::Retired => (
+                            k.retired_at,
+                            k.verify_until,
+                            k.signed_jtis.as_ref().map(|j| j.iter().cloned().collect()),
+                        ),
                     };
                     (
                         k.kid().to_owned(),
                         VerifyKey {
                             public: k.public.clone(),
+                            created_at: k.created_at,
                             retired_at,
                             verify_until,
+                            signed_jtis,
                         },
                     )
                 })
@@ -229,35 +237,40 @@ impl Verifier {
     /// # Errors
     /// A [`Rejection`] with the first failing check's reason.
     pub fn verify(&self, token: &[u8], now: i64) -> Result<Verified, Rejection> {
-        if let Some(cache) = &self.cache
-            && let Some(Entry { kid, claims }) = cache.get(token)
-        {
-            // Same bytes, same signature: only the signature check may be skipped.
-            self.check_claims(&kid, &claims, now)?;
-            return Ok(Verified { kid, claims });
-        }
         let (kid, claims) = self.verify_signed(token)?;
-        if let Some(cache) = &self.cache {
-            // The signature verified: that fact holds for these bytes whatever the time,
-            // so an expired token replayed later costs no signature check either.
-            cache.insert(
-                token,
-                Entry {
-                    kid: kid.clone(),
-                    claims: claims.clone(),
-                },
-            );
-        }
         self.check_claims(&kid, &claims, now)?;
         Ok(Verified { kid, claims })
     }
 
     /// Everything up to and including the signature, and the claims decoded: the part
-    /// that does not depend on the time or the revocation lists.
+    /// that does not depend on the time or the revocation lists. With a cache, exactly
+    /// these bytes, once verified under a key still in the ring, are answered from it.
     ///
     /// # Errors
     /// A [`Rejection`] for a token that is not a well-formed token signed by a ring key.
     pub fn verify_signed(&self, token: &[u8]) -> Result<(String, Claims), Rejection> {
+        let Some(cache) = &self.cache else {
+            return self.check_signature(token);
+        };
+        if let Some(Entry { kid, claims }) = cache.get(token) {
+            // Same bytes, same signature: only the signature check is skipped; the
+            // caller's check_claims still sees the time and the revocation lists.
+            return Ok((kid, claims));
+        }
+        let (kid, claims) = self.check_signature(token)?;
+        // The signature verified: that fact holds for these bytes whatever the time,
+        // so an expired token replayed later costs no signature check either.
+        cache.insert(
+            token,
+            Entry {
+                kid: kid.clone(),
+                claims: claims.clone(),
+            },
+        );
+        Ok((kid, claims))
+    }
+
+    fn check_signature(&self, token: &[u8]) -> Result<(String, Claims), Rejection> {
         use Reason::*;
         let parts = token::split(token).map_err(|e| match e {
             ShapeError::TooLarge => Rejection::new(
@@ -404,6 +417,16 @@ impl Verifier {
                 ),
             ));
         }
+        if claims.iat < key.created_at {
+            return Err(Rejection::with_kid(
+                KeyRevoked,
+                kid,
+                format!(
+                    "key {kid} was made at {} and cannot vouch for earlier tokens",
+                    crate::keyring::rfc3339(key.created_at)
+                ),
+            ));
+        }
         if let Some(retired_at) = key.retired_at
             && claims.iat > retired_at
         {
@@ -431,6 +454,17 @@ impl Verifier {
                 ),
             ));
         }
+        // A retired key's record lists every token it signed: anything else carrying its
+        // signature was made with a stolen copy, whatever its dates say.
+        if let Some(signed) = &key.signed_jtis
+            && !signed.contains(&claims.jti)
+        {
+            return Err(Rejection::with_kid(
+                KeyRevoked,
+                kid,
+                format!("key {kid} is retired and did not sign token {}", claims.jti),
+            ));
+        }
         if self.revoked_tokens.contains(&claims.jti) {
             return Err(Rejection::with_kid(
                 TokenRevoked,
@@ -446,9 +480,17 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::key::SecretKey;
+    use crate::keyring::Signed;
     use crate::mint::{Expiry, Minter};
 
     const NOW: i64 = 1_800_000_000;
+
+    fn until(t: i64) -> Signed {
+        Signed {
+            verify_until: Some(t),
+            jtis: None,
+        }
+    }
 
     fn setup() -> (KeyRing, Minter) {
         let key = SecretKey::generate();
@@ -490,7 +532,8 @@ mod tests {
         let (mut ring, m) = setup();
         let before = m.mint(None, Expiry::Never, NOW).unwrap().token;
         let k2 = SecretKey::generate();
-        ring.rotate(k2.public(), NOW + 10, None).unwrap();
+        ring.rotate(k2.public(), NOW + 10, Signed::default())
+            .unwrap();
         // A stolen retired key minting after retirement.
         let after = m.mint(None, Expiry::Never, NOW + 11).unwrap().token;
         let v = Verifier::new(&ring, 60);
@@ -505,7 +548,8 @@ mod tests {
         let (mut ring, m) = setup();
         let genuine = m.mint(None, Expiry::At(NOW + 100), NOW).unwrap().token;
         let k2 = SecretKey::generate();
-        ring.rotate(k2.public(), NOW + 10, Some(NOW + 100)).unwrap();
+        ring.rotate(k2.public(), NOW + 10, until(NOW + 100))
+            .unwrap();
         let v = Verifier::new(&ring, 0);
         assert!(v.verify(genuine.as_bytes(), NOW + 20).is_ok());
         // A thief signs with iat before retirement but a later or absent exp.
@@ -543,7 +587,7 @@ mod tests {
             Reason::TokenRevoked
         );
         let k2 = SecretKey::generate();
-        ring.rotate(k2.public(), NOW + 1, Some(NOW + 100)).unwrap();
+        ring.rotate(k2.public(), NOW + 1, until(NOW + 100)).unwrap();
         assert!(ring.revoke_key(m.kid(), NOW + 2));
         let v3 = Verifier::with_cache(&ring, 0, 64, Some(&v2));
         assert_eq!(
@@ -560,5 +604,40 @@ mod tests {
         let last = other.len() - 1;
         other[last] ^= 1;
         assert!(v.verify(&other, NOW).is_err());
+    }
+}
+
+#[cfg(test)]
+mod retired_tests {
+    use super::*;
+    use crate::key::SecretKey;
+    use crate::keyring::Signed;
+    use crate::mint::{Expiry, Minter};
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn a_retired_key_vouches_only_for_the_tokens_it_signed() {
+        let key = SecretKey::generate();
+        let mut ring = KeyRing::new("iss", "aud", key.public(), NOW).unwrap();
+        let m = Minter::new(key, "iss", "aud");
+        let genuine = m.mint(None, Expiry::Never, NOW + 1).unwrap();
+        let k2 = SecretKey::generate();
+        let signed = Signed {
+            verify_until: None,
+            jtis: Some(vec![genuine.claims.jti.clone()]),
+        };
+        ring.rotate(k2.public(), NOW + 10, signed).unwrap();
+        let v = Verifier::new(&ring, 0);
+        assert!(v.verify(genuine.token.as_bytes(), NOW + 20).is_ok());
+        // A thief back-dates a token to before retirement: iat, exp and nbf all pass the
+        // time rules, but the key never signed this jti.
+        let forged = m.mint(None, Expiry::Never, NOW + 2).unwrap();
+        let err = v.verify(forged.token.as_bytes(), NOW + 20).unwrap_err();
+        assert_eq!(err.reason, Reason::KeyRevoked);
+        // Nor before the key existed.
+        let ancient = m.mint(None, Expiry::Never, NOW - 100).unwrap();
+        let err = v.verify(ancient.token.as_bytes(), NOW + 20).unwrap_err();
+        assert_eq!(err.reason, Reason::KeyRevoked);
     }
 }

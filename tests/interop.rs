@@ -459,9 +459,9 @@ fn pitfall_duplicate_claim_members() {
     assert_eq!(reason(&verifier, &token, T0 + 300), Some(Reason::Malformed));
 }
 
-/// A JWK Set carries no retirement time, so a retired key that leaks can mint tokens a
-/// jsonwebtoken verifier accepts; mdtoken only lets a retired key vouch for tokens issued
-/// up to its retirement.
+/// A JWK Set carries no retirement record, so a retired key that leaks can mint tokens a
+/// jsonwebtoken verifier accepts; mdtoken lets a retired key vouch only for the tokens it
+/// signed before retirement, so forgeries fail whether dated after or before it.
 #[test]
 fn pitfall_retired_key_signing_after_retirement() {
     let f = Fixture::new();
@@ -474,14 +474,20 @@ fn pitfall_retired_key_signing_after_retirement() {
     );
     assert!(jwt.decode(&late).is_ok());
     assert_eq!(reason(&verifier, &late, T0 + 300), Some(Reason::KeyRevoked));
-    // Issued before retirement (T0 + 100): both accept.
-    let early = sign(
+    // Back-dated to before retirement (T0 + 100): jsonwebtoken accepts, mdtoken does not.
+    let back_dated = sign(
         &f.old_key,
         header(&f.old_key),
         claims(T0 + 50, Some(FAR_EXP)),
     );
-    assert!(jwt.decode(&early).is_ok());
-    assert!(verifier.verify(early.as_bytes(), T0 + 300).is_ok());
+    assert!(jwt.decode(&back_dated).is_ok());
+    assert_eq!(
+        reason(&verifier, &back_dated, T0 + 300),
+        Some(Reason::KeyRevoked)
+    );
+    // What the key genuinely signed still verifies with both.
+    assert!(jwt.decode(&f.a_exp.token).is_ok());
+    assert!(verifier.verify(f.a_exp.token.as_bytes(), T0 + 300).is_ok());
 }
 
 /// `revoked_tokens` is mdtoken's member, unknown to a JWK Set consumer.

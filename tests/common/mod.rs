@@ -257,10 +257,10 @@ impl Fixture {
             TestKey::generate(),
         );
         let mut ring = KeyRing::new(ISS, AUD, &kr.public, NOW - 90 * DAY).unwrap();
-        ring.rotate(&k0.public, KR_RETIRED_AT, Some(NOW - 61 * DAY))
+        ring.rotate(&k0.public, KR_RETIRED_AT, signed_until(NOW - 61 * DAY))
             .unwrap();
         assert!(ring.revoke_key(kr.kid(), KR_RETIRED_AT + DAY));
-        ring.rotate(&k1.public, K0_RETIRED_AT, Some(NOW + 30 * DAY))
+        ring.rotate(&k1.public, K0_RETIRED_AT, signed_until(NOW + 30 * DAY))
             .unwrap();
         assert!(ring.revoke_token(REVOKED_JTI, Some(NOW + DAY)));
         let mut pruned = ring.clone();
@@ -278,6 +278,15 @@ impl Fixture {
 
     pub fn verifier(&self) -> Verifier {
         Verifier::new(&self.ring, LEEWAY)
+    }
+}
+
+/// A retirement record bounded by `verify_until` alone (no list of signed token ids), so
+/// tokens the tests sign with a retired key at will are judged by the time rules only.
+fn signed_until(verify_until: i64) -> mdtoken::keyring::Signed {
+    mdtoken::keyring::Signed {
+        verify_until: Some(verify_until),
+        jtis: None,
     }
 }
 
