@@ -28,6 +28,12 @@ type Result<T = u8> = std::result::Result<T, Failure>;
 pub fn run(cli: Cli) -> Result {
     let config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())
         .context("loading configuration")?;
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("MDTOKEN_") && !config::ENV_VARS.contains(&name.as_ref()) {
+            eprintln!("warning: ignoring unknown environment variable {name}");
+        }
+    }
     let store = KeyStore::new(&cli.keys_dir);
     // MDTOKEN_NOW pins the clock (RFC 3339) for reproducible scripts and tests.
     let now = match std::env::var("MDTOKEN_NOW") {
@@ -51,9 +57,11 @@ fn parse_at(at: Option<&str>, now: i64) -> Result<i64> {
         None => Ok(now),
         Some(text) => OffsetDateTime::parse(text, &Rfc3339)
             .map(OffsetDateTime::unix_timestamp)
-            .map_err(|_| {
+            .ok()
+            .filter(|t| (0..=token::MAX_NUMERIC_DATE).contains(t))
+            .ok_or_else(|| {
                 usage(format!(
-                    "--at {text:?} is not an RFC 3339 time such as 2027-01-31T12:00:00Z"
+                    "{text:?} is not an RFC 3339 time between 1970 and 9999, such as 2027-01-31T12:00:00Z"
                 ))
             }),
     }
@@ -199,15 +207,20 @@ fn keys(store: &KeyStore, config: &Config, c: KeysCommand, now: i64) -> Result {
             );
             Ok(exit::OK)
         }
-        KeysCommand::Prune { at } => {
-            load_ring(store, config)?;
-            let now = parse_at(at.as_deref(), now)?;
-            let (kids, tokens) = store.prune(now, config.leeway_seconds)?;
+        KeysCommand::Prune { dry_run } => {
+            let mut ring = load_ring(store, config)?;
+            let (kids, tokens) = if dry_run {
+                ring.prune(now, config.leeway_seconds)
+            } else {
+                store.prune(now, config.leeway_seconds)?
+            };
+            let verb = if dry_run { "would drop" } else { "dropped" };
             for kid in &kids {
-                println!("dropped retired key {kid}");
+                println!("{verb} retired key {kid}");
             }
             println!(
-                "pruned {} key(s) and {tokens} revoked-token entr{}",
+                "{} {} key(s) and {tokens} revoked-token entr{}",
+                if dry_run { "would prune" } else { "pruned" },
                 kids.len(),
                 if tokens == 1 { "y" } else { "ies" }
             );
@@ -415,12 +428,13 @@ fn inspect(a: InspectArgs) -> Result {
             return Ok(exit::REJECTED);
         }
     };
-    let decode = |seg: &str| -> serde_json::Value {
-        mdtoken::b64::decode(seg)
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .unwrap_or_else(|| json!("<not base64url JSON>"))
+    let decode = |seg: &str| -> Option<serde_json::Value> {
+        mdtoken::b64::decode(seg).and_then(|b| serde_json::from_slice(&b).ok())
     };
-    let mut claims = decode(parts.payload);
+    let (Some(header), Some(mut claims)) = (decode(parts.header), decode(parts.payload)) else {
+        println!("cannot decode: the header or the claims are not base64url JSON");
+        return Ok(exit::REJECTED);
+    };
     for field in ["iat", "nbf", "exp"] {
         if let Some(t) = claims.get(field).and_then(serde_json::Value::as_i64) {
             claims[format!("{field}_utc")] = rfc3339(t).into();
@@ -430,7 +444,7 @@ fn inspect(a: InspectArgs) -> Result {
         "UNVERIFIED: decoded only; the signature and claims were NOT checked (use `mdtoken verify`)"
     );
     print_json(
-        &json!({ "header": decode(parts.header), "claims": claims, "signature_bytes": mdtoken::b64::decode(parts.signature).map(|s| s.len()) }),
+        &json!({ "header": header, "claims": claims, "signature_bytes": mdtoken::b64::decode(parts.signature).map(|s| s.len()) }),
     );
     Ok(exit::OK)
 }

@@ -12,6 +12,30 @@ pub const DEFAULT_ISSUER: &str = "mdtoken";
 /// The audience written into a new ring when none is configured.
 pub const DEFAULT_AUDIENCE: &str = "mass-deployment";
 
+/// Every environment variable mdtoken reads (the configuration keys, plus the keys
+/// directory, the config file, the log filter and the clock pin).
+pub const ENV_VARS: &[&str] = &[
+    "MDTOKEN_LISTEN",
+    "MDTOKEN_ISSUER",
+    "MDTOKEN_AUDIENCE",
+    "MDTOKEN_LEEWAY_SECONDS",
+    "MDTOKEN_RENEW_DAYS",
+    "MDTOKEN_SERVER_URL",
+    "MDTOKEN_CACHE_ENTRIES",
+    "MDTOKEN_REQUEST_TIMEOUT_SECONDS",
+    "MDTOKEN_RELOAD_INTERVAL_MS",
+    "MDTOKEN_MAX_CONNECTIONS",
+    "MDTOKEN_LOG_FORMAT",
+    "MDTOKEN_INSTALL_WINDOWS",
+    "MDTOKEN_INSTALL_MACOS",
+    "MDTOKEN_INSTALL_LINUX",
+    "MDTOKEN_KEYS_DIR",
+    "MDTOKEN_CONFIG",
+    "MDTOKEN_LOG",
+    "MDTOKEN_NOW",
+    "MDTOKEN_ADMIN_KEY",
+];
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +73,8 @@ pub struct Config {
     pub request_timeout_seconds: u64,
     /// How often `serve` checks `keyring.json` for changes, milliseconds.
     pub reload_interval_ms: u64,
+    /// Connections `serve` holds open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -65,6 +91,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             request_timeout_seconds: 10,
             reload_interval_ms: 1_000,
+            max_connections: 4096,
         }
     }
 }
@@ -169,6 +196,9 @@ impl Config {
         if let Some(v) = env("MDTOKEN_RELOAD_INTERVAL_MS") {
             self.reload_interval_ms = num("MDTOKEN_RELOAD_INTERVAL_MS", v)?;
         }
+        if let Some(v) = env("MDTOKEN_MAX_CONNECTIONS") {
+            self.max_connections = num("MDTOKEN_MAX_CONNECTIONS", v)?;
+        }
         if let Some(v) = env("MDTOKEN_LOG_FORMAT") {
             self.log_format = match v.as_str() {
                 "text" => LogFormat::Text,
@@ -218,6 +248,11 @@ impl Config {
         if !(50..=3_600_000).contains(&self.reload_interval_ms) {
             return Err(ConfigError::Invalid(
                 "reload_interval_ms must be 50 to 3600000".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(ConfigError::Invalid(
+                "max_connections must be 1 to 1000000".into(),
             ));
         }
         for (what, v) in [("issuer", &self.issuer), ("audience", &self.audience)] {

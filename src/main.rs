@@ -87,14 +87,15 @@ pub enum KeysCommand {
     },
     /// Revoke a key: every token it signed is refused (the active key is rotated first).
     Revoke {
-        /// The key id (see `mdtoken keys list`).
+        /// The key id (see `mdtoken keys list`); ids may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Drop retired keys and revoked-token entries whose tokens have all lapsed.
     Prune {
-        /// Act as if it were this time (RFC 3339).
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
+        /// Show what would be dropped without changing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -127,7 +128,8 @@ pub enum TokensCommand {
     },
     /// Revoke one token by its id (jti); its siblings stay valid.
     Revoke {
-        /// The token id.
+        /// The token id (see `mdtoken tokens list`); ids may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         jti: String,
     },
 }

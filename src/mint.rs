@@ -39,6 +39,11 @@ pub enum MintError {
     /// The name is too long or has control characters.
     #[error("name must be at most 64 characters with no control characters")]
     BadName,
+    /// The clock reads before 1970 or after 9999.
+    #[error(
+        "the clock reads {0} seconds from 1970, outside 1970 to 9999; check the system time or MDTOKEN_NOW"
+    )]
+    Clock(i64),
     /// The token would exceed the size promise (a long issuer, audience or name).
     #[error("the token would be {0} bytes, over the 511-byte limit; use a shorter name")]
     TooLong(usize),
@@ -104,10 +109,13 @@ pub fn expiry_in_days(days: i64, now: i64) -> Result<i64, MintError> {
     if days > MAX_LIFETIME_SECS / 86_400 {
         return Err(MintError::TooFar(format!("{days} days")));
     }
-    Ok(now + days * 86_400)
+    check_expiry(now + days * 86_400, now)
 }
 
 fn check_expiry(exp: i64, now: i64) -> Result<i64, MintError> {
+    if exp > token::MAX_NUMERIC_DATE {
+        return Err(MintError::TooFar(format!("{exp} (past the year 9999)")));
+    }
     if exp <= now {
         return Err(MintError::InPast(crate::keyring::rfc3339(exp)));
     }
@@ -191,6 +199,9 @@ impl Minter {
         now: i64,
         jti: &str,
     ) -> Result<Minted, MintError> {
+        if !(0..=token::MAX_NUMERIC_DATE).contains(&now) {
+            return Err(MintError::Clock(now));
+        }
         if let Some(name) = name {
             check_name(name)?;
         }

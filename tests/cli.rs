@@ -85,6 +85,12 @@ impl Cli {
         finish(out)
     }
 
+    fn ok_at(&self, now: &str, args: &[&str]) -> Run {
+        let r = finish(self.cmd(args).env("MDTOKEN_NOW", now).output().unwrap());
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        r
+    }
+
     fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
         assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
@@ -214,7 +220,7 @@ fn no_expiry_token_keeps_its_key_through_prune() {
     let retired = cli.keys_list()["keys"][1].clone();
     assert_eq!(retired["kid"], t["key_id"]);
     assert_eq!(retired["verify_until"], Value::Null);
-    cli.ok(&["keys", "prune", "--at", "2099-01-01T00:00:00Z"]);
+    cli.ok_at("2099-01-01T00:00:00Z", &["keys", "prune"]);
     assert_eq!(cli.keys_list()["keys"].as_array().unwrap().len(), 2);
     assert_eq!(
         cli.verify(t["token"].as_str().unwrap(), Some("2099-01-01T00:00:00Z"))
@@ -228,13 +234,20 @@ fn prune_drops_lapsed_keys_only() {
     let cli = Cli::initialised();
     let t = cli.mint(&["--expires-in", "1d"]);
     cli.ok(&["keys", "rotate"]);
-    cli.ok(&["keys", "prune", "--at", "2026-12-04T10:00:00Z"]);
+    cli.ok_at("2026-12-04T10:00:00Z", &["keys", "prune"]);
     assert_eq!(
         cli.keys_list()["keys"].as_array().unwrap().len(),
         2,
         "within leeway"
     );
-    let out = cli.ok(&["keys", "prune", "--at", "2026-12-04T10:01:01Z"]);
+    let dry = cli.ok_at("2026-12-04T10:01:01Z", &["keys", "prune", "--dry-run"]);
+    assert!(dry.stdout.contains("would drop"));
+    assert_eq!(
+        cli.keys_list()["keys"].as_array().unwrap().len(),
+        2,
+        "dry run"
+    );
+    let out = cli.ok_at("2026-12-04T10:01:01Z", &["keys", "prune"]);
     assert!(out.stdout.contains(t["key_id"].as_str().unwrap()));
     assert_eq!(cli.keys_list()["keys"].as_array().unwrap().len(), 1);
     let gone = cli.verify(t["token"].as_str().unwrap(), Some("2026-12-03T11:00:00Z"));
@@ -340,6 +353,7 @@ fn inspect_marks_output_unverified() {
     assert!(out.stdout.starts_with("UNVERIFIED"));
     assert!(out.stdout.contains("\"lab\"") && out.stdout.contains("mdt+jwt"));
     assert_eq!(cli.run(&["inspect", "garbage"]).code, 1);
+    assert_eq!(cli.run(&["inspect", "garbage.not.token"]).code, 1);
     // inspect needs no key ring at all.
     let empty = Cli::new();
     assert_eq!(
@@ -543,4 +557,33 @@ fn help_is_available() {
     ] {
         cli.ok(&[sub, "--help"]);
     }
+}
+
+#[test]
+fn ids_beginning_with_a_hyphen_are_arguments() {
+    let cli = Cli::initialised();
+    let r = cli.run(&["tokens", "revoke", "-AAAAAAAAAAAAAAAAAAAAA"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no token -AAAAAAAAAAAAAAAAAAAAA"),
+        "{}",
+        r.stderr
+    );
+    let r = cli.run(&["keys", "revoke", "-9-hwAYXW3wK"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no key -9-hwAYXW3wK"), "{}", r.stderr);
+}
+
+#[test]
+fn clock_pins_out_of_range_are_refused() {
+    let cli = Cli::initialised();
+    let r = finish(
+        cli.cmd(&["mint"])
+            .env("MDTOKEN_NOW", "9999-12-31T23:59:59Z")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = cli.run(&["verify", "x", "--at", "0000-01-01T00:00:00Z"]);
+    assert_eq!(r.code, 2);
 }
