@@ -1026,14 +1026,22 @@ async fn verify_only_mode_serves_activations_but_not_admin_routes() {
         let r = send(&app, request(method, path, Some(&e.bearer()), None)).await;
         assert_eq!(
             (r.status, r.error().as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, "verify_only"),
+            (StatusCode::NOT_FOUND, "verify_only"),
             "{path}"
         );
         assert!(
             r.json()["message"]
                 .as_str()
                 .unwrap()
-                .contains("--verify-only")
+                .contains("use the admin node")
+        );
+    }
+    for path in ["/", "/console/app.js", "/console/style.css"] {
+        let r = send(&app, request(Method::GET, path, None, None)).await;
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (StatusCode::NOT_FOUND, "verify_only"),
+            "{path}"
         );
     }
     let h = send(&app, request(Method::GET, "/healthz", None, None))
@@ -1249,4 +1257,231 @@ fn the_example_config_file_is_valid() {
     assert_eq!(config.server_url(), "https://mdm.example.com");
     assert_eq!(config.log_format, mdtoken::config::LogFormat::Json);
     config.install.check().unwrap();
+}
+
+#[tokio::test]
+async fn a_mint_waiting_on_the_keys_dir_lock_is_answered_with_what_happened() {
+    // The lock is held for longer than the request timeout: the mint must wait for it
+    // and say 201, not give up with an error while the write still goes through.
+    let e = env_with(Config {
+        request_timeout_seconds: 1,
+        ..Config::default()
+    });
+    let before = KeyStore::new(&e.keys).ledger().unwrap().len();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let keys = e.keys.clone();
+    let holder = std::thread::spawn(move || {
+        let lock = KeyStore::new(&keys).lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        drop(lock);
+    });
+    held_rx.recv().unwrap();
+    let started = std::time::Instant::now();
+    let r = e.mint(json!({"name": "slow lock"})).await;
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    holder.join().unwrap();
+    let ledger = KeyStore::new(&e.keys).ledger().unwrap();
+    assert_eq!(
+        ledger.len(),
+        before + 1,
+        "exactly one ledger line was added"
+    );
+    assert_eq!(ledger.last().unwrap().jti, r.json()["token_id"]);
+    // Rotation and revocation wait the same way.
+    let keys = e.keys.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let lock = KeyStore::new(&keys).lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(lock);
+    });
+    held_rx.recv().unwrap();
+    let r = e.admin(Method::POST, "/v1/keys/rotate", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    holder.join().unwrap();
+}
+
+#[tokio::test]
+async fn json_bodies_must_be_utf8_json() {
+    let e = env();
+    for ct in [
+        "application/json; charset=latin1",
+        "application/json; charset=utf-16",
+        "application/json; charset=\"iso-8859-1\"",
+        "application/json; boundary=x",
+        "application/merge-patch+json",
+    ] {
+        let r = e.raw_activation(Some(ct), r#"{"token":"a.b.c"}"#).await;
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            "{ct}"
+        );
+    }
+    for ct in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;Charset=\"UTF-8\"",
+    ] {
+        let r = e.raw_activation(Some(ct), r#"{"token":"a.b.c"}"#).await;
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (StatusCode::UNAUTHORIZED, "malformed"),
+            "{ct}"
+        );
+    }
+}
+
+fn assert_keys_dir_error(r: &Reply, file: &str, hint: &str, secrets: &[&str]) {
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (StatusCode::CONFLICT, "keys_dir_error"),
+        "{}",
+        r.text()
+    );
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(file), "{message}");
+    assert!(message.contains(hint), "{message}");
+    for s in secrets {
+        assert!(!message.contains(s), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_keys_dir_answers_409_naming_the_file_and_the_fix() {
+    let e = env();
+    let minted = e.mint(json!({"name": "a"})).await.json();
+    let token = minted["token"].as_str().unwrap().to_owned();
+    e.mint(json!({"name": "b"})).await;
+    let secrets = [token.as_str(), e.admin.as_str()];
+
+    // A bad line in the middle of the ledger.
+    let ledger = e.keys.join("tokens.jsonl");
+    let good = std::fs::read_to_string(&ledger).unwrap();
+    let (first, rest) = good.split_once('\n').unwrap();
+    std::fs::write(&ledger, format!("{first}\n{{\"jti\": 5, oops\n{rest}")).unwrap();
+    let r = e.admin(Method::GET, "/v1/tokens", None).await;
+    assert_keys_dir_error(&r, "tokens.jsonl", "line 2", &secrets);
+    let r = e.mint(json!({})).await;
+    assert_keys_dir_error(&r, "tokens.jsonl", "line", &secrets);
+    let r = e.admin(Method::POST, "/v1/keys/rotate", None).await;
+    assert_ne!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    if r.status != StatusCode::OK {
+        assert_keys_dir_error(&r, "tokens.jsonl", "line", &secrets);
+    }
+    std::fs::write(&ledger, &good).unwrap();
+    assert_eq!(
+        e.admin(Method::GET, "/v1/tokens", None).await.status,
+        StatusCode::OK
+    );
+
+    // Garbage in current.json: renewed, or a 409 that quotes none of it.
+    let current = e.keys.join("current.json");
+    std::fs::write(&current, format!("{{\"token\": 7, \"x\": \"{token}\"")).unwrap();
+    let r = e.admin(Method::GET, "/v1/deployment", None).await;
+    if r.status != StatusCode::OK {
+        assert_keys_dir_error(&r, "current.json", "restore", &secrets);
+    }
+    std::fs::remove_file(&current).unwrap();
+
+    // A lock file that cannot be opened.
+    let lock = e.keys.join(".lock");
+    let _ = std::fs::remove_file(&lock);
+    std::fs::create_dir(&lock).unwrap();
+    let r = e.mint(json!({})).await;
+    assert_keys_dir_error(&r, ".lock", "server's user", &secrets);
+    std::fs::remove_dir(&lock).unwrap();
+
+    // A foreign ring hot-reloaded: its active key has no private key here.
+    let other = tempfile::tempdir().unwrap();
+    bootstrap(other.path(), &Config::default(), NOW).unwrap();
+    let ring = e.keys.join("keyring.json");
+    let ours = std::fs::read(&ring).unwrap();
+    std::fs::write(
+        &ring,
+        std::fs::read(other.path().join("keyring.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(e.state.reload_ring(), mdtoken::server::Reload::Reloaded);
+    let r = e.mint(json!({})).await;
+    assert_keys_dir_error(
+        &r,
+        "no private key here",
+        "restore the right keyring.json or run `mdtoken keys rotate`",
+        &secrets,
+    );
+    std::fs::write(&ring, ours).unwrap();
+    e.state.reload_ring();
+    assert_eq!(e.mint(json!({})).await.status, StatusCode::CREATED);
+}
+
+#[test]
+fn a_refused_first_run_changes_nothing() {
+    fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<_> = walk(dir);
+        out.sort();
+        out
+    }
+    fn walk(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path.display().to_string(), bytes));
+            }
+        }
+        out
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    bootstrap(&keys, &Config::default(), NOW).unwrap();
+    std::fs::remove_file(keys.join("admin-keys.json")).unwrap();
+    let ring = std::fs::read_to_string(keys.join("keyring.json")).unwrap();
+
+    // A corrupt ring, an empty one, a ring whose signing key is gone, a configuration
+    // that disagrees: no admin key is made or shown, no file appears or changes.
+    let pem = std::fs::read_dir(keys.join("private"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let key = std::fs::read(&pem).unwrap();
+    let other_issuer = Config {
+        issuer: Some("https://elsewhere.example".into()),
+        ..Config::default()
+    };
+    for (what, ring_text, keep_key, config) in [
+        ("corrupt", "{\"issuer\": \"half", true, Config::default()),
+        ("empty", "", true, Config::default()),
+        ("no private key", ring.as_str(), false, Config::default()),
+        ("other issuer", ring.as_str(), true, other_issuer),
+    ] {
+        write(&keys.join("keyring.json"), ring_text);
+        if keep_key {
+            std::fs::write(&pem, &key).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&pem);
+        }
+        let before = listing(&keys);
+        assert!(bootstrap(&keys, &config, NOW).is_err(), "{what}");
+        assert_eq!(listing(&keys), before, "{what}: nothing changed");
+        assert!(!keys.join("admin-keys.json").exists(), "{what}");
+    }
+}
+
+#[test]
+fn a_replica_without_a_ring_is_told_to_copy_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock::new(NOW));
+    let err = AppState::new(dir.path(), Config::default(), clock, true).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("copied from the admin node"), "{text}");
+    assert!(!text.contains("keys init"), "{text}");
 }

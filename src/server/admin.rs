@@ -114,7 +114,8 @@ pub struct MintResponse {
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Expiry in the past, too far, unreadable, or both forms given; bad name", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn mint(
@@ -199,7 +200,8 @@ pub struct TokenList {
     responses(
         (status = 200, body = TokenList),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn list_tokens(
@@ -264,7 +266,8 @@ pub struct RevokeTokenResponse {
         (status = 200, body = RevokeTokenResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
         (status = 404, description = "No such token in the ledger", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn revoke_token(
@@ -319,7 +322,8 @@ pub struct DeploymentResponse {
     responses(
         (status = 200, body = DeploymentResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn deployment(
@@ -394,7 +398,8 @@ pub struct KeysResponse {
     responses(
         (status = 200, body = KeysResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn list_keys(
@@ -449,7 +454,8 @@ pub struct RotateResponse {
     responses(
         (status = 200, body = RotateResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn rotate(
@@ -491,7 +497,8 @@ pub struct RevokeKeyResponse {
         (status = 200, body = RevokeKeyResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
         (status = 404, description = "No such key in the ring", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
 pub async fn revoke_key(
@@ -543,7 +550,7 @@ pub struct ActivityResponse {
     responses(
         (status = 200, body = ActivityResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 503, description = "Verify-only replica", body = ErrorBody),
+        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
     )
 )]
 pub async fn activity(_: Admin, State(state): State<AppState>) -> Json<ActivityResponse> {

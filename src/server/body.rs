@@ -1,16 +1,30 @@
-//! The JSON body extractor: size-limited, content-type checked, strict, and failing with
-//! our JSON errors (413, 415, 400) instead of axum's plain-text ones.
+//! The JSON body extractor: size-limited, time-limited, content-type checked, strict,
+//! and failing with our JSON errors (413, 408, 415, 400) instead of axum's plain-text ones.
 
-use axum::body::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::{Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// When the body of a request must have arrived by, put in the request's extensions by
+/// the server's middleware. Without it (a bare router in a test) the body read is
+/// untimed.
+#[derive(Debug, Clone)]
+pub struct BodyDeadline {
+    /// The instant.
+    pub at: tokio::time::Instant,
+    /// Set once the body was read (or refused), so a later timeout is the handler's.
+    pub done: Arc<AtomicBool>,
+}
 
 /// A JSON request body. An empty body with no `Content-Type` reads as `T::default()`.
 #[derive(Debug)]
@@ -25,13 +39,35 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req.headers().get(CONTENT_TYPE).cloned();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::payload_too_large(BODY_LIMIT)
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        })?;
+        let deadline = req.extensions().get::<BodyDeadline>().cloned();
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        // A declared length over the limit is refused before waiting for any of it.
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64)
+            || req.body().size_hint().lower() > BODY_LIMIT as u64
+        {
+            return Err(ApiError::payload_too_large(BODY_LIMIT));
+        }
+        let read = Bytes::from_request(req, state);
+        let read = match &deadline {
+            Some(d) => tokio::time::timeout_at(d.at, read).await,
+            None => Ok(read.await),
+        };
+        if let Some(d) = &deadline {
+            d.done.store(true, Ordering::Release);
+        }
+        let bytes = read
+            .map_err(|_| ApiError::request_timeout())?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large(BODY_LIMIT)
+                } else {
+                    ApiError::bad_request("the request body could not be read")
+                }
+            })?;
         match content_type {
             None if bytes.is_empty() => return Ok(Self(T::default())),
             Some(ct) if is_json(ct.as_bytes()) => {}
@@ -49,19 +85,29 @@ where
     }
 }
 
-/// `application/json` or `application/<something>+json`, parameters allowed.
+/// `application/json`, with no parameter or only `charset=utf-8` (any case, quoted or
+/// not): JSON is UTF-8 (RFC 8259 §8.1), and a body declared in another charset is not
+/// what it says it is.
 fn is_json(content_type: &[u8]) -> bool {
     let Ok(ct) = std::str::from_utf8(content_type) else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|param| {
+        let Some((name, value)) = param.split_once('=') else {
+            return false;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        name.trim().eq_ignore_ascii_case("charset") && value.eq_ignore_ascii_case("utf-8")
+    })
 }
 
 /// A description of a JSON error that never repeats values from the body.
@@ -97,7 +143,13 @@ mod tests {
     fn content_types() {
         assert!(is_json(b"application/json"));
         assert!(is_json(b"Application/JSON; charset=utf-8"));
-        assert!(is_json(b"application/merge-patch+json"));
+        assert!(is_json(b"application/json;charset=\"UTF-8\""));
+        assert!(!is_json(b"application/json; charset=latin1"));
+        assert!(!is_json(b"application/json; charset=utf-16"));
+        assert!(!is_json(b"application/json; charset="));
+        assert!(!is_json(b"application/json; boundary=x"));
+        assert!(!is_json(b"application/json;"));
+        assert!(!is_json(b"application/merge-patch+json"));
         assert!(!is_json(b"text/plain"));
         assert!(!is_json(b"application/jsonx"));
         assert!(!is_json(b"application/x-www-form-urlencoded"));

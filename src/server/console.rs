@@ -1,8 +1,12 @@
 //! The web console: three static files compiled into the binary and served with a strict
 //! Content-Security-Policy. The page holds no data; its calls need the admin key.
 
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+
+use super::error::{ApiError, ErrorBody};
+use super::state::AppState;
 
 const INDEX: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");
@@ -11,7 +15,11 @@ const STYLE: &str = include_str!("console/style.css");
 /// The policy on every console response.
 pub const CSP: &str = "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+fn asset(state: &AppState, content_type: &'static str, body: &'static str) -> Response {
+    // A replica has no admin routes, so a console there could only fail.
+    if state.verify_only() {
+        return ApiError::verify_only().into_response();
+    }
     let headers: [(HeaderName, HeaderValue); 4] = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (
@@ -29,21 +37,30 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// The console page.
 #[utoipa::path(get, path = "/", tag = "console",
-    responses((status = 200, description = "The console HTML", content_type = "text/html")))]
-pub async fn index() -> Response {
-    asset("text/html; charset=utf-8", INDEX)
+    responses(
+        (status = 200, description = "The console HTML", content_type = "text/html"),
+        (status = 404, description = "`verify_only`: a verify-only replica serves no console", body = ErrorBody),
+    ))]
+pub async fn index(State(state): State<AppState>) -> Response {
+    asset(&state, "text/html; charset=utf-8", INDEX)
 }
 
 /// The console script.
 #[utoipa::path(get, path = "/console/app.js", tag = "console",
-    responses((status = 200, description = "The console script", content_type = "text/javascript")))]
-pub async fn app_js() -> Response {
-    asset("text/javascript; charset=utf-8", APP_JS)
+    responses(
+        (status = 200, description = "The console script", content_type = "text/javascript"),
+        (status = 404, description = "`verify_only`: a verify-only replica serves no console", body = ErrorBody),
+    ))]
+pub async fn app_js(State(state): State<AppState>) -> Response {
+    asset(&state, "text/javascript; charset=utf-8", APP_JS)
 }
 
 /// The console style sheet.
 #[utoipa::path(get, path = "/console/style.css", tag = "console",
-    responses((status = 200, description = "The console style sheet", content_type = "text/css")))]
-pub async fn style_css() -> Response {
-    asset("text/css; charset=utf-8", STYLE)
+    responses(
+        (status = 200, description = "The console style sheet", content_type = "text/css"),
+        (status = 404, description = "`verify_only`: a verify-only replica serves no console", body = ErrorBody),
+    ))]
+pub async fn style_css(State(state): State<AppState>) -> Response {
+    asset(&state, "text/css; charset=utf-8", STYLE)
 }

@@ -15,7 +15,7 @@ pub struct ErrorBody {
     /// A stable code: a token rejection reason (`token_expired`, ...) or one of
     /// `unauthorized`, `bad_request`, `not_found`, `method_not_allowed`,
     /// `payload_too_large`, `unsupported_media_type`, `unprocessable`, `verify_only`,
-    /// `timeout`, `internal`.
+    /// `request_timeout`, `keys_dir_error`, `timeout`, `internal`.
     #[schema(example = "token_expired")]
     pub error: String,
     /// A short explanation; never holds token or key bytes.
@@ -129,13 +129,30 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", message)
     }
 
-    /// An admin route on a verify-only replica.
+    /// An admin or console route on a verify-only replica: not served here.
     pub fn verify_only() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
             "verify_only",
-            "this server runs with --verify-only and holds no signing key; use the admin node for this route",
+            "this is a verify-only replica; use the admin node",
         )
+    }
+
+    /// The request body did not arrive within the request timeout.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time; send it whole, with a Content-Length that matches",
+        )
+    }
+
+    /// The keys directory is in a state the server cannot work with (a damaged file, a
+    /// missing private key, a lock that cannot be taken): the operator must act, so the
+    /// message names the file and what to do. Logged at error level.
+    pub fn keys_dir(e: &StoreError) -> Self {
+        tracing::error!(error = %redacted_chain(e), "keys directory error");
+        Self::new(StatusCode::CONFLICT, "keys_dir_error", keys_dir_message(e))
     }
 
     /// The request took longer than the configured limit.
@@ -169,9 +186,91 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownKid { .. } => Self::not_found("no key with that id in the ring"),
             StoreError::UnknownJti { .. } => Self::not_found("no token with that id in the ledger"),
             StoreError::Mint(m) => Self::unprocessable(m.to_string()),
+            StoreError::Ledger { .. }
+            | StoreError::Document { .. }
+            | StoreError::Io { .. }
+            | StoreError::PrivateKey { .. }
+            | StoreError::KeyMismatch { .. }
+            | StoreError::MissingPrivateKey { .. }
+            | StoreError::Ring { .. }
+            | StoreError::NotInitialised { .. } => Self::keys_dir(&e),
             _ => Self::internal(&e),
         }
     }
+}
+
+/// What is wrong with which file, and what to do; never file contents (a parse error's
+/// text can quote a value, so only positions are kept).
+fn keys_dir_message(e: &StoreError) -> String {
+    match e {
+        StoreError::Ledger { path, source } => format!(
+            "ledger {} is damaged: {source}; repair or delete that line (the ledger only lists tokens, verification does not use it)",
+            path.display()
+        ),
+        StoreError::Document { path, source } => format!(
+            "{} is not valid ({}); restore it from a backup, or move it aside so it can be made again",
+            path.display(),
+            json_position(source)
+        ),
+        StoreError::Io {
+            action,
+            path,
+            source,
+        } => format!(
+            "{action} {} failed: {source}; check that it exists, is a regular file or directory as expected, and that the server's user may read and write it",
+            path.display()
+        ),
+        StoreError::PrivateKey { path, .. } => format!(
+            "private key {} is unreadable; restore it from a backup or run `mdtoken keys rotate`",
+            path.display()
+        ),
+        StoreError::KeyMismatch { path, kid } => format!(
+            "private key {} does not match the ring's active key {kid}; restore the right keyring.json or run `mdtoken keys rotate`",
+            path.display()
+        ),
+        StoreError::MissingPrivateKey { kid, path } => format!(
+            "the ring's active key has no private key here ({kid}, expected at {}); restore the right keyring.json or run `mdtoken keys rotate`",
+            path.display()
+        ),
+        StoreError::Ring { path, source } => format!(
+            "key ring {} is invalid: {}; restore it from a backup (the server keeps verifying with the last good ring)",
+            path.display(),
+            redacted_chain(source)
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn json_position(e: &serde_json::Error) -> String {
+    format!(
+        "{} at line {}, column {}",
+        match e.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unexpected content",
+            serde_json::error::Category::Eof => "cut short",
+        },
+        e.line(),
+        e.column()
+    )
+}
+
+/// Like [`ErrorChain`], but a JSON parse error in the chain is shown by position only.
+pub(crate) fn redacted_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        if let Some(json) = err.downcast_ref::<serde_json::Error>() {
+            out.push_str(&json_position(json));
+            break;
+        }
+        out.push_str(&err.to_string());
+        next = err.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod admin;
 pub mod auth;
 pub mod body;
+mod conn;
 pub mod console;
 pub mod error;
 pub mod metrics;
@@ -15,25 +16,22 @@ pub mod openapi;
 pub mod public;
 pub mod state;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::HttpBody as _;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tower::ServiceExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 use zeroize::Zeroizing;
 
@@ -42,6 +40,7 @@ use crate::config::{Config, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 use crate::store::KeyStore;
 
 pub use body::BODY_LIMIT;
+use body::BodyDeadline;
 pub use error::ApiError;
 pub use state::{AppState, Reload};
 
@@ -74,6 +73,11 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         verify_only,
     } = opts;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Bound before anything is created, so a start refused for the address leaves the
+    // keys directory as it was.
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     if !verify_only {
         let (dir, cfg, now) = (keys_dir.clone(), config.clone(), clock.now());
         let first_key = tokio::task::spawn_blocking(move || bootstrap(&dir, &cfg, now))
@@ -94,14 +98,16 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
             .context("checking the current token")?
             .context("making sure a current token exists")?;
     }
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    let mode = if verify_only { " (verify-only)" } else { "" };
-    eprintln!("mdtoken listening on http://{addr}{mode}; console at http://{addr}/");
+    if verify_only {
+        eprintln!(
+            "mdtoken listening on http://{addr} (verify-only: activations, JWKS, health, metrics)"
+        );
+    } else {
+        eprintln!("mdtoken listening on http://{addr}; console at http://{addr}/");
+    }
     tracing::info!(%addr, verify_only, keys_dir = %keys_dir.display(), "listening");
     serve(listener, state, shutdown_signal()).await
 }
@@ -110,15 +116,27 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
 /// default issuer and audience) if there is none, and a first admin key if there is
 /// none. Returns that key, to be shown once; `None` when one existed already.
 ///
+/// An existing ring is checked first, as the server's start-up checks it (valid, agreeing
+/// with the configuration, its active key's private file present and matching), so a
+/// directory the server would refuse gets no admin key and no file.
+///
 /// # Errors
-/// Keys directory errors.
+/// Keys directory errors, and an existing ring or signing key the server would refuse.
 pub fn bootstrap(
     keys_dir: &Path,
     config: &Config,
     now: i64,
 ) -> anyhow::Result<Option<Zeroizing<String>>> {
     let store = KeyStore::new(keys_dir);
-    if !store.is_initialised() {
+    if store.is_initialised() {
+        let ring = state::load_ring_at_start(&store, false)?;
+        config
+            .check_ring_identity(&ring)
+            .context("the configuration disagrees with the key ring")?;
+        store
+            .load_minter(&ring)
+            .context("the signing key cannot be used; refusing to start")?;
+    } else {
         let issuer = config.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
         let audience = config.audience.as_deref().unwrap_or(DEFAULT_AUDIENCE);
         let ring = store
@@ -224,9 +242,42 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-async fn request_timeout(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
+/// Routes that write to the keys directory (`GET /v1/deployment` may renew). Their
+/// handlers are never abandoned: an answer sent while the write carries on would tell the
+/// client it failed when it did not, and a retry would mint twice. They wait for the
+/// keys-directory lock as long as it takes; their body is still read under the timeout.
+fn writes(method: &Method, route: &str) -> bool {
+    matches!(
+        (method.as_str(), route),
+        ("POST", "/v1/tokens")
+            | ("POST", "/v1/tokens/{jti}/revoke")
+            | ("POST", "/v1/keys/rotate")
+            | ("POST", "/v1/keys/{kid}/revoke")
+            | ("GET", "/v1/deployment")
+    )
+}
+
+/// The per-request time limit: the body must arrive within it (else 408), and every
+/// route but the writing ones must answer within it (else 503).
+async fn request_timeout(limit: Duration, mut req: Request, next: Next) -> Response {
+    let deadline = BodyDeadline {
+        at: tokio::time::Instant::now() + limit,
+        done: Arc::default(),
+    };
+    let has_body = !req.body().is_end_stream();
+    req.extensions_mut().insert(deadline.clone());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", MatchedPath::as_str);
+    if writes(req.method(), route) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout_at(deadline.at, next.run(req)).await {
         Ok(response) => response,
+        Err(_) if has_body && !deadline.done.load(Ordering::Acquire) => {
+            ApiError::request_timeout().into_response()
+        }
         Err(_) => {
             tracing::warn!(seconds = limit.as_secs(), "request timed out");
             ApiError::timeout().into_response()
@@ -282,8 +333,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 ///
 /// Runs the background tasks too: the key ring reload poll every
 /// `reload_interval_ms`, and in full mode the current-token renewal every
-/// [`RENEW_INTERVAL`]. Each connection has a header-read timeout of
-/// `request_timeout_seconds`, so a client that trickles its headers is cut off.
+/// [`RENEW_INTERVAL`]. Each connection has a header-read timeout and a write-stall
+/// timeout of `request_timeout_seconds`, so a client that trickles its headers or never
+/// reads its answers is cut off; at most `max_connections` are open at once, and further
+/// clients wait in the listen backlog until one closes.
 ///
 /// # Errors
 /// Only if the listener's address cannot be read; connection errors are logged.
@@ -293,6 +346,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let limit = Duration::from_secs(state.config().request_timeout_seconds);
+    let max_connections = state.config().max_connections;
     let background = spawn_background(&state);
     let app = router(state);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -301,7 +355,9 @@ pub async fn serve(
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
+            // At the cap, stop accepting: new clients wait in the kernel's backlog rather
+            // than each costing a file descriptor here.
+            accepted = listener.accept(), if connections.len() < max_connections => {
                 let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -312,7 +368,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(connection(stream, peer, app.clone(), limit, stop_rx.clone()));
+                connections.spawn(conn::connection(stream, peer, app.clone(), limit, stop_rx.clone()));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -335,39 +391,6 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn connection(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    header_timeout: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let service = hyper::service::service_fn(
-        move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.oneshot(req.map(Body::new)).await.into_response()) }
-        },
-    );
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = async { drop(stop.wait_for(|stop| *stop).await) } => {
-            conn.as_mut().graceful_shutdown();
-            conn.as_mut().await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
-    }
 }
 
 fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
@@ -407,7 +430,9 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use axum::http::StatusCode;
+    use tower::ServiceExt as _;
 
     async fn boom() -> &'static str {
         panic!("a bug")

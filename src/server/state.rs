@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use crate::admin::AdminKeys;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::fsutil;
 use crate::keyring::KeyRing;
 use crate::store::{KeyStore, StoreError, files};
 use crate::verify::Verifier;
@@ -111,22 +112,7 @@ impl AppState {
         verify_only: bool,
     ) -> anyhow::Result<Self> {
         let store = KeyStore::new(keys_dir);
-        let ring_path = store.ring_path();
-        let text = std::fs::read(&ring_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                anyhow::Error::new(StoreError::NotInitialised {
-                    path: ring_path.clone(),
-                })
-            } else {
-                anyhow::Error::new(e).context(format!("reading key ring {}", ring_path.display()))
-            }
-        })?;
-        let ring = parse_ring(&text).with_context(|| {
-            format!(
-                "key ring {} is invalid; refusing to start",
-                ring_path.display()
-            )
-        })?;
+        let (text, ring) = read_ring_at_start(&store, verify_only)?;
         if !verify_only {
             config
                 .check_ring_identity(&ring)
@@ -200,13 +186,16 @@ impl AppState {
     }
 
     /// Reads `keyring.json` (following symlinks, so a `..data` swap is seen) and
-    /// installs it if it changed and is valid. A refused file is logged once and counted;
-    /// the last good ring stays in force. Blocking: call from a blocking context.
+    /// installs it if it changed and is valid. A refused file (invalid, not a regular
+    /// file, over [`fsutil::MAX_DOCUMENT_BYTES`]) is logged once and counted; the last
+    /// good ring stays in force. Never waits on the file: a FIFO is refused at once.
+    /// Blocking: call from a blocking context.
     pub fn reload_ring(&self) -> Reload {
         let path = self.0.store.ring_path();
-        // Held across the read so two reloads cannot install an older file last.
+        // Held across the read so two reloads cannot install an older file last; the read
+        // cannot block, so neither can the lock.
         let mut last = self.0.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let read = std::fs::read(&path);
+        let read = fsutil::read_regular(&path, fsutil::MAX_DOCUMENT_BYTES);
         let seen = match &read {
             Ok(text) => Seen::Content(Sha256::digest(text).into()),
             Err(e) => Seen::Unreadable(e.to_string()),
@@ -294,6 +283,39 @@ impl AppState {
         }
         Ok(renewed)
     }
+}
+
+/// Reads and validates the ring for start-up, with a hint fit for the mode when it is
+/// missing. Never waits on the file (a FIFO is refused) and never reads an oversized one.
+fn read_ring_at_start(store: &KeyStore, verify_only: bool) -> anyhow::Result<(Vec<u8>, KeyRing)> {
+    let ring_path = store.ring_path();
+    let text = fsutil::read_regular(&ring_path, fsutil::MAX_DOCUMENT_BYTES).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::NotFound if verify_only => anyhow::anyhow!(
+                "no key ring at {}; a verify-only replica needs keyring.json copied from the admin node (it holds no private key)",
+                ring_path.display()
+            ),
+            std::io::ErrorKind::NotFound => anyhow::Error::new(StoreError::NotInitialised {
+                path: ring_path.clone(),
+            }),
+            _ => anyhow::Error::new(e).context(format!(
+                "reading key ring {}; refusing to start",
+                ring_path.display()
+            )),
+        }
+    })?;
+    let ring = parse_ring(&text).with_context(|| {
+        format!(
+            "key ring {} is invalid; refusing to start",
+            ring_path.display()
+        )
+    })?;
+    Ok((text, ring))
+}
+
+/// The ring as start-up reads it; see [`AppState::new`].
+pub(crate) fn load_ring_at_start(store: &KeyStore, verify_only: bool) -> anyhow::Result<KeyRing> {
+    read_ring_at_start(store, verify_only).map(|(_, ring)| ring)
 }
 
 fn parse_ring(text: &[u8]) -> Result<KeyRing, crate::keyring::RingError> {
