@@ -1485,3 +1485,23 @@ fn a_replica_without_a_ring_is_told_to_copy_it() {
     assert!(text.contains("copied from the admin node"), "{text}");
     assert!(!text.contains("keys init"), "{text}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_new_statuses() {
+    let e = env();
+    let doc = send(&e.app, request(Method::GET, "/openapi.json", None, None))
+        .await
+        .json();
+    let mint = &doc["paths"]["/v1/tokens"]["post"]["responses"];
+    for status in ["201", "404", "408", "409", "413", "415"] {
+        assert!(mint.get(status).is_some(), "{status}: {mint}");
+    }
+    let revoke = doc["paths"]["/v1/tokens/{jti}/revoke"]["post"]["responses"]["404"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(revoke.contains("not_found") && revoke.contains("verify_only"));
+    assert!(
+        !doc.to_string().contains("\"503\""),
+        "no route documents a 503"
+    );
+}

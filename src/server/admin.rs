@@ -111,8 +111,9 @@ pub struct MintResponse {
         (status = 201, description = "Minted; it is now the current token", body = MintResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB, or a declared Content-Length over it", body = ErrorBody),
+        (status = 415, description = "Not application/json (no charset, or charset=utf-8)", body = ErrorBody),
         (status = 422, description = "Expiry in the past, too far, unreadable, or both forms given; bad name", body = ErrorBody),
         (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
         (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
@@ -265,8 +266,7 @@ pub struct RevokeTokenResponse {
     responses(
         (status = 200, body = RevokeTokenResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 404, description = "No such token in the ledger", body = ErrorBody),
-        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such token in the ledger; `verify_only`: this is a verify-only replica, use the admin node", body = ErrorBody),
         (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
@@ -496,8 +496,7 @@ pub struct RevokeKeyResponse {
     responses(
         (status = 200, body = RevokeKeyResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
-        (status = 404, description = "No such key in the ring", body = ErrorBody),
-        (status = 404, description = "`verify_only`: this is a verify-only replica; use the admin node", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such key in the ring; `verify_only`: this is a verify-only replica, use the admin node", body = ErrorBody),
         (status = 409, description = "`keys_dir_error`: a file in the keys directory is damaged or unusable; the message says which and what to do", body = ErrorBody),
     )
 )]
