@@ -146,6 +146,17 @@ impl StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Reads a keys-directory file: regular files only, bounded in size, never blocking on
+/// a FIFO put in its place.
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    fsutil::read_regular(path, fsutil::MAX_DOCUMENT_BYTES)
+}
+
+fn read_text(path: &Path) -> io::Result<String> {
+    String::from_utf8(read_file(path)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 /// Suffix of a private key written by a rotation that has not yet reached the ring.
 const PENDING_SUFFIX: &str = ".pem.pending";
 
@@ -357,7 +368,7 @@ impl KeyStore {
             // the ring names it, so it is the key in use.
             self.commit_private_key(kid)?;
         }
-        let pem = match fs::read_to_string(&path) {
+        let pem = match read_text(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::MissingPrivateKey {
                     kid: kid.to_owned(),
@@ -426,7 +437,7 @@ impl KeyStore {
             .open(&path)
             .map_err(io_err("opening ledger", &path))?;
         // Drop a torn tail left by a crash so the new line starts on a line boundary.
-        let text = fs::read(&path).map_err(io_err("reading ledger", &path))?;
+        let text = read_file(&path).map_err(io_err("reading ledger", &path))?;
         let parsed = ledger::parse(&text).map_err(|source| StoreError::Ledger {
             path: path.clone(),
             source,
@@ -452,7 +463,7 @@ impl KeyStore {
     /// [`StoreError::Ledger`] for a damaged line; I/O errors.
     pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
         let path = self.path(files::LEDGER);
-        let text = match fs::read(&path) {
+        let text = match read_file(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             r => r.map_err(io_err("reading ledger", &path))?,
         };
@@ -475,7 +486,7 @@ impl KeyStore {
     /// [`StoreError::Document`] if unreadable; I/O errors.
     pub fn current(&self) -> Result<Option<Current>> {
         let path = self.path(files::CURRENT);
-        match fs::read_to_string(&path) {
+        match read_text(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             r => {
                 let text = r.map_err(io_err("reading current token", &path))?;
@@ -686,7 +697,7 @@ impl KeyStore {
     /// [`StoreError::Document`] if unreadable; I/O errors.
     pub fn admin_keys(&self) -> Result<AdminKeys> {
         let path = self.path(files::ADMIN_KEYS);
-        match fs::read_to_string(&path) {
+        match read_text(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(AdminKeys::default()),
             r => {
                 let text = r.map_err(io_err("reading admin keys", &path))?;
