@@ -836,6 +836,27 @@ mod tests {
     }
 
     #[test]
+    fn a_garbage_current_token_file_is_replaced() {
+        let (_d, s) = store();
+        fs::write(s.path(files::CURRENT), b"{garbage").unwrap();
+        assert!(s.current().is_err());
+        let (current, renewed) = s.current_or_renew(90, NOW).unwrap();
+        assert!(renewed);
+        assert_eq!(s.current().unwrap(), Some(current));
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_file_is_refused_not_waited_on() {
+        let (_d, s) = store();
+        let ledger = s.path(files::LEDGER);
+        let made = std::process::Command::new("mkfifo").arg(&ledger).status();
+        if made.is_ok_and(|st| st.success()) {
+            assert!(matches!(s.ledger(), Err(StoreError::Io { .. })));
+            assert!(s.rotate(NOW).is_err());
+        }
+    }
+
+    #[test]
     fn torn_ledger_is_repaired_on_append() {
         let (_d, s) = store();
         s.mint(None, Expiry::Never, NOW).unwrap();
