@@ -510,7 +510,8 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
         config.listen = listen;
     }
     config.validate().context("invalid configuration")?;
-    init_tracing(config.log_format);
+    // Held until the server stops, so every buffered log line is written out.
+    let _log_guard = init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -523,14 +524,23 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
     Ok(exit::OK)
 }
 
-fn init_tracing(format: config::LogFormat) {
+/// Logs go to stderr through a background writer, so an activation never waits on the
+/// terminal or the journal; the writer blocks rather than drop lines when it falls
+/// behind, because audit lines must not be lost. Colour only on a terminal.
+fn init_tracing(format: config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MDTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr);
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(writer);
     match format {
         config::LogFormat::Json => builder.json().flatten_event(true).init(),
         config::LogFormat::Text => builder.init(),
     }
+    guard
 }
