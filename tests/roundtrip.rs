@@ -151,7 +151,7 @@ proptest! {
         iat in 0..=MAX_NUMERIC_DATE,
         nbf in 0..=MAX_NUMERIC_DATE,
         exp in proptest::option::of(0..=MAX_NUMERIC_DATE),
-        jti in "[A-Za-z0-9_-]{1,128}",
+        jti in "[A-Za-z0-9_-]{22,128}",
         name in proptest::option::of(".{0,64}"),
     ) {
         let claims = Claims { iss, aud, iat, nbf, exp, jti, name };
