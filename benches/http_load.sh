@@ -111,7 +111,9 @@ run() {
 
 rss0=$(rss)
 read -r h_rps h_n h_non h_err h_p99 h_cpu _ < <(run "http://$addr/healthz")
+rss_h=$(rss)
 read -r a_rps a_n a_non a_err a_p99 a_cpu _ < <(run -s "$work/activate.lua" "http://$addr/v1/activations" -- "$work/one.txt" 0)
+rss_a=$(rss)
 read -r d_rps d_n d_non d_err d_p99 d_cpu d_wrap < <(run -s "$work/activate.lua" "http://$addr/v1/activations" -- "$work/tokens.txt" 2)
 rss1=$(rss)
 total=$((h_n + a_n + d_n))
@@ -137,6 +139,7 @@ print(f"distinct CPU/req / (healthz CPU/req + verify):  {r:.3f}  ({dc:.1f} / ({h
 print(f"activation CPU/req over healthz, cache hit:     +{ac - hc:.1f} us; miss: +{dc - hc:.1f} us")
 PY
 echo "requests served: $total ($accepted activations accepted in the audit log)"
+echo "server RSS over the one-token phase: $((rss_h / 1024)) MiB before, $((rss_a / 1024)) MiB after ($rss_h -> $rss_a KiB)"
 echo "server RSS: start $((rss0 / 1024)) MiB, end $((rss1 / 1024)) MiB ($rss1 KiB)  (target <= 32 MiB: $([ "$rss1" -le 32768 ] && echo met || echo MISSED))"
 echo "p99 at $conns connections: healthz $h_p99, one token $a_p99, distinct $d_p99 (target <= 5 ms)"
 fail=0
