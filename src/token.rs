@@ -414,6 +414,19 @@ mod tests {
             parse_claims(br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":""}"#),
             Err(ClaimsError::Invalid("jti"))
         );
+        for jti in [
+            "short",
+            "jjjjjjjjjjjjjjjjjjjjj\\n",
+            "<script>jjjjjjjjjjjjjjjjj",
+            "jjjjjjjjjjjjjjjjjjjjj=",
+        ] {
+            let json = format!(r#"{{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"{jti}"}}"#);
+            assert_eq!(
+                parse_claims(json.as_bytes()),
+                Err(ClaimsError::Invalid("jti")),
+                "{jti}"
+            );
+        }
         assert_eq!(
             parse_claims(br#"{"iss":"i","aud":"a","iat":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#),
             Err(ClaimsError::Invalid("nbf"))
