@@ -130,12 +130,7 @@ pub fn bootstrap(
     let store = KeyStore::new(keys_dir);
     if store.is_initialised() {
         let ring = state::load_ring_at_start(&store, false)?;
-        config
-            .check_ring_identity(&ring)
-            .context("the configuration disagrees with the key ring")?;
-        store
-            .load_minter(&ring)
-            .context("the signing key cannot be used; refusing to start")?;
+        state::check_full_mode(&store, config, &ring)?;
     } else {
         let issuer = config.issuer.as_deref().unwrap_or(DEFAULT_ISSUER);
         let audience = config.audience.as_deref().unwrap_or(DEFAULT_AUDIENCE);

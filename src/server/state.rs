@@ -114,12 +114,7 @@ impl AppState {
         let store = KeyStore::new(keys_dir);
         let (text, ring) = read_ring_at_start(&store, verify_only)?;
         if !verify_only {
-            config
-                .check_ring_identity(&ring)
-                .context("the configuration disagrees with the key ring")?;
-            store
-                .load_minter(&ring)
-                .context("the signing key cannot be used; refusing to start")?;
+            check_full_mode(&store, &config, &ring)?;
         }
         let admin = if verify_only {
             AdminCache {
@@ -316,6 +311,22 @@ fn read_ring_at_start(store: &KeyStore, verify_only: bool) -> anyhow::Result<(Ve
 /// The ring as start-up reads it; see [`AppState::new`].
 pub(crate) fn load_ring_at_start(store: &KeyStore, verify_only: bool) -> anyhow::Result<KeyRing> {
     read_ring_at_start(store, verify_only).map(|(_, ring)| ring)
+}
+
+/// What a full (minting) server needs beyond a valid ring: a configuration that agrees
+/// with it and the private key of its active key.
+pub(crate) fn check_full_mode(
+    store: &KeyStore,
+    config: &Config,
+    ring: &KeyRing,
+) -> anyhow::Result<()> {
+    config
+        .check_ring_identity(ring)
+        .context("the configuration disagrees with the key ring")?;
+    store
+        .load_minter(ring)
+        .context("the signing key cannot be used; refusing to start")?;
+    Ok(())
 }
 
 fn parse_ring(text: &[u8]) -> Result<KeyRing, crate::keyring::RingError> {
