@@ -365,17 +365,10 @@ fn read_token(arg: Option<&std::ffi::OsStr>) -> Result<Vec<u8>> {
 fn verify(store: &KeyStore, config: &Config, a: VerifyArgs, now: i64) -> Result {
     let now = parse_at(a.at.as_deref(), now)?;
     let token = read_token(a.token.as_deref())?;
-    let (ring, path) = match &a.keyring {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading key ring {}", path.display()))?;
-            let ring = KeyRing::from_json(&text)
-                .with_context(|| format!("key ring {} is invalid", path.display()))?;
-            (ring, path.clone())
-        }
-        None => (load_ring(store, config)?, store.ring_path()),
+    let ring = match &a.keyring {
+        Some(path) => mdtoken::store::load_ring_file(path)?,
+        None => load_ring(store, config)?,
     };
-    let _ = path;
     let verifier = Verifier::new(&ring, config.leeway_seconds);
     match verifier.verify(&token, now) {
         Ok(v) => {

@@ -146,6 +146,17 @@ impl StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Loads and validates a key ring file anywhere (a verifier's copy, for instance): a
+/// regular file, bounded in size, never waited on.
+///
+/// # Errors
+/// [`StoreError::Ring`] if refused; [`StoreError::Io`] if unreadable or missing.
+pub fn load_ring_file(path: &Path) -> Result<KeyRing> {
+    let path = path.to_owned();
+    let text = read_text(&path).map_err(io_err("reading key ring", &path))?;
+    KeyRing::from_json(&text).map_err(|source| StoreError::Ring { path, source })
+}
+
 /// Reads a keys-directory file: regular files only, bounded in size, never blocking on
 /// a FIFO put in its place.
 fn read_file(path: &Path) -> io::Result<Vec<u8>> {
@@ -305,19 +316,14 @@ impl KeyStore {
     /// # Errors
     /// [`StoreError::NotInitialised`], [`StoreError::Ring`] or I/O errors.
     pub fn load_ring(&self) -> Result<KeyRing> {
-        let path = self.ring_path();
-        let bytes = match fsutil::read_regular(&path, fsutil::MAX_DOCUMENT_BYTES) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotInitialised { path });
+        match load_ring_file(&self.ring_path()) {
+            Err(StoreError::Io { source, path, .. })
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                Err(StoreError::NotInitialised { path })
             }
-            r => r.map_err(io_err("reading key ring", &path))?,
-        };
-        let text = String::from_utf8(bytes).map_err(|_| StoreError::Io {
-            action: "reading key ring",
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"),
-        })?;
-        KeyRing::from_json(&text).map_err(|source| StoreError::Ring { path, source })
+            r => r,
+        }
     }
 
     fn save_ring(&self, ring: &KeyRing) -> Result<()> {
