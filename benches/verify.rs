@@ -77,8 +77,8 @@ impl Fixture {
         let jwt_key = DecodingKey::from_ed_components(&key.public().x()).expect("jwk x");
         let minter = Minter::new(key, &ring.issuer, &ring.audience);
         let verifier = Verifier::new(&ring, 60);
-        let cached = Verifier::with_cache(&ring, 60, 4 * TOKENS, None);
-        let missing = Verifier::with_cache(&ring, 60, 16, None);
+        let cached = Verifier::with_cache(&ring, 60, 4 * TOKENS, 64 << 20, None);
+        let missing = Verifier::with_cache(&ring, 60, 16, 64 << 20, None);
 
         let mut jwt_validation = Validation::new(Algorithm::EdDSA);
         jwt_validation.set_issuer(&[ISSUER]);

@@ -17,6 +17,13 @@ pub fn decode(text: impl AsRef<[u8]>) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// As [`decode`], into `buf` instead of a new allocation: the decoded bytes, or `None`
+/// for anything that is not canonical unpadded base64url or does not fit.
+pub fn decode_into(text: impl AsRef<[u8]>, buf: &mut [u8]) -> Option<&[u8]> {
+    let n = URL_SAFE_NO_PAD.decode_slice(text, buf).ok()?;
+    Some(&buf[..n])
+}
+
 /// Decodes into a fixed-size array; `None` unless the decoded length is exactly `N`.
 pub fn decode_array<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
     let text = text.as_ref();
@@ -24,7 +31,8 @@ pub fn decode_array<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
     if text.len() > N.div_ceil(3) * 4 {
         return None;
     }
-    decode(text)?.try_into().ok()
+    let mut out = [0u8; N];
+    (decode_into(text, &mut out)?.len() == N).then_some(out)
 }
 
 #[cfg(test)]
@@ -41,5 +49,11 @@ mod tests {
         assert_eq!(decode("-_9"), None);
         assert_eq!(decode_array::<2>("-_8"), Some([0xfb, 0xff]));
         assert_eq!(decode_array::<3>("-_8"), None);
+        assert_eq!(decode_array::<1>("-_8"), None);
+        assert_eq!(decode_array::<2>("-_9"), None);
+        let mut buf = [0u8; 2];
+        assert_eq!(decode_into("-_8", &mut buf), Some(&[0xfb, 0xff][..]));
+        assert_eq!(decode_into("-_-_", &mut buf), None, "does not fit");
+        assert_eq!(decode_into("-_8=", &mut buf), None);
     }
 }

@@ -519,14 +519,17 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
 
 /// Logs go to stderr through a background writer, so an activation never waits on the
 /// terminal or the journal; the writer blocks rather than drop lines when it falls
-/// behind, because audit lines must not be lost. Colour only on a terminal.
+/// behind, because audit lines must not be lost. The writer takes whatever lines are
+/// queued and writes them at once, flushing whenever the queue runs dry, so a busy
+/// server makes one write for many lines and an idle one shows every line at once.
+/// Colour only on a terminal.
 fn init_tracing(format: config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MDTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(io::stderr());
+        .finish(io::BufWriter::with_capacity(64 * 1024, io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(io::stderr().is_terminal())

@@ -22,6 +22,7 @@ pub const ENV_VARS: &[&str] = &[
     "MDTOKEN_RENEW_DAYS",
     "MDTOKEN_SERVER_URL",
     "MDTOKEN_CACHE_ENTRIES",
+    "MDTOKEN_CACHE_MEMORY_MIB",
     "MDTOKEN_REQUEST_TIMEOUT_SECONDS",
     "MDTOKEN_RELOAD_INTERVAL_MS",
     "MDTOKEN_MAX_CONNECTIONS",
@@ -67,6 +68,8 @@ pub struct Config {
     pub install: Templates,
     /// Entries in the verified-token cache (0 turns it off).
     pub cache_entries: usize,
+    /// Memory the verified-token cache may hold, MiB (estimated; 0 turns it off).
+    pub cache_memory_mib: usize,
     /// Log format of `serve`.
     pub log_format: LogFormat,
     /// Seconds a request may take before it is answered 408/503.
@@ -75,6 +78,13 @@ pub struct Config {
     pub reload_interval_ms: u64,
     /// Connections `serve` holds open at once; more wait in the listen backlog.
     pub max_connections: usize,
+}
+
+impl Config {
+    /// The verified-token cache's memory bound, in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache_memory_mib.saturating_mul(1 << 20)
+    }
 }
 
 impl Default for Config {
@@ -88,6 +98,7 @@ impl Default for Config {
             server_url: None,
             install: Templates::default(),
             cache_entries: 100_000,
+            cache_memory_mib: 16,
             log_format: LogFormat::Text,
             request_timeout_seconds: 10,
             reload_interval_ms: 1_000,
@@ -190,6 +201,9 @@ impl Config {
         if let Some(v) = env("MDTOKEN_CACHE_ENTRIES") {
             self.cache_entries = num("MDTOKEN_CACHE_ENTRIES", v)?;
         }
+        if let Some(v) = env("MDTOKEN_CACHE_MEMORY_MIB") {
+            self.cache_memory_mib = num("MDTOKEN_CACHE_MEMORY_MIB", v)?;
+        }
         if let Some(v) = env("MDTOKEN_REQUEST_TIMEOUT_SECONDS") {
             self.request_timeout_seconds = num("MDTOKEN_REQUEST_TIMEOUT_SECONDS", v)?;
         }
@@ -248,6 +262,16 @@ impl Config {
         if !(50..=3_600_000).contains(&self.reload_interval_ms) {
             return Err(ConfigError::Invalid(
                 "reload_interval_ms must be 50 to 3600000".into(),
+            ));
+        }
+        if self.cache_entries > 100_000_000 {
+            return Err(ConfigError::Invalid(
+                "cache_entries must be at most 100000000".into(),
+            ));
+        }
+        if self.cache_memory_mib > 65_536 {
+            return Err(ConfigError::Invalid(
+                "cache_memory_mib must be at most 65536".into(),
             ));
         }
         if !(1..=1_000_000).contains(&self.max_connections) {

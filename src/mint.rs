@@ -7,7 +7,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::b64;
 use crate::key::SecretKey;
-use crate::token::{self, Claims, HeaderOut};
+use crate::token::{self, Claims};
 
 /// The furthest ahead an expiry may be set: ten years of 366 days.
 pub const MAX_LIFETIME_SECS: i64 = 10 * 366 * 86_400;
@@ -159,14 +159,8 @@ pub struct Minter {
 impl Minter {
     /// A minter for `key` issuing tokens with the given `iss` and `aud`.
     pub fn new(key: SecretKey, issuer: &str, audience: &str) -> Self {
-        let header = serde_json::to_vec(&HeaderOut {
-            alg: token::ALG,
-            typ: token::TYP,
-            kid: key.kid(),
-        })
-        .expect("header serialises");
         Self {
-            header_b64: b64::encode(header),
+            header_b64: token::encoded_header(key.kid()),
             key,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),

@@ -48,7 +48,7 @@ pub struct Claims {
 
 /// The header as minted.
 #[derive(Serialize)]
-pub(crate) struct HeaderOut<'a> {
+struct HeaderOut<'a> {
     pub alg: &'a str,
     pub typ: &'a str,
     pub kid: &'a str,
@@ -87,28 +87,37 @@ pub enum ShapeError {
 /// [`ShapeError`] naming the fault.
 pub fn split(token: &[u8]) -> Result<Parts<'_>, ShapeError> {
     let window = &token[..token.len().min(MAX_TOKEN_LEN + 1)];
-    let mut dots = [0usize; 2];
-    let mut n = 0;
-    for (i, &b) in window.iter().enumerate() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
-            b'.' if n < 2 => {
-                dots[n] = i;
-                n += 1;
-            }
-            _ => return Err(ShapeError::Malformed),
+    // Any byte outside the alphabet, and the dots, counted without a branch per byte in
+    // blocks whose counts fit a byte, so the loop runs on vector registers.
+    let (mut bad, mut dots) = (false, 0usize);
+    for block in window.chunks(255) {
+        let (mut outside, mut n) = (0u8, 0u8);
+        for &b in block {
+            let dot = b == b'.';
+            let ok = ((b | 0x20).wrapping_sub(b'a') < 26)
+                | (b.wrapping_sub(b'0') < 10)
+                | (b == b'-')
+                | (b == b'_')
+                | dot;
+            outside |= u8::from(!ok);
+            n += u8::from(dot);
         }
+        bad |= outside != 0;
+        dots += usize::from(n);
+    }
+    if bad || dots > 2 {
+        return Err(ShapeError::Malformed);
     }
     if token.len() > MAX_TOKEN_LEN {
         return Err(ShapeError::TooLarge);
     }
-    if n != 2 {
+    if dots != 2 {
         return Err(ShapeError::Malformed);
     }
     // Every byte is ASCII, so this cannot fail.
     let text = std::str::from_utf8(token).map_err(|_| ShapeError::Malformed)?;
-    let (header, payload) = (&text[..dots[0]], &text[dots[0] + 1..dots[1]]);
-    let signature = &text[dots[1] + 1..];
+    let (header, rest) = text.split_once('.').ok_or(ShapeError::Malformed)?;
+    let (payload, signature) = rest.split_once('.').ok_or(ShapeError::Malformed)?;
     if header.is_empty() || payload.is_empty() {
         return Err(ShapeError::Malformed);
     }
@@ -116,12 +125,48 @@ pub fn split(token: &[u8]) -> Result<Parts<'_>, ShapeError> {
         header,
         payload,
         signature,
-        signing_input: &text[..dots[1]],
+        signing_input: &text[..header.len() + 1 + payload.len()],
     })
 }
 
-/// A JSON object's members in order, with duplicate names refused.
+/// The encoded header of every token `kid` signs: the exact bytes the minter writes, so a
+/// verifier can recognise them without decoding.
+pub fn encoded_header(kid: &str) -> String {
+    let header = serde_json::to_vec(&HeaderOut {
+        alg: ALG,
+        typ: TYP,
+        kid,
+    })
+    .expect("a header of strings serialises");
+    crate::b64::encode(header)
+}
+
+/// A JSON object's members in order, with duplicate names refused; each value is kept as
+/// its raw JSON text and typed by the rule of its member.
 struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// A member's value as a string: a JSON string, unescaped. Most need no unescaping and
+/// are borrowed as they stand.
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.bytes().all(|b| b != b'\\' && b >= 0x20) {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// A member's value as a NumericDate: a non-negative integer up to 9999-12-31.
+fn numeric_date(raw: &RawValue) -> Option<i64> {
+    let text = raw.get();
+    let n: u64 = if text.bytes().all(|b| b.is_ascii_digit()) {
+        // The raw value is valid JSON, so this is a plain integer without leading zeros.
+        text.parse().ok()?
+    } else {
+        serde_json::from_str(text).ok()?
+    };
+    i64::try_from(n).ok().filter(|&n| n <= MAX_NUMERIC_DATE)
+}
 
 struct Name<'a>(Cow<'a, str>);
 
@@ -169,21 +214,11 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
+/// The members of a JSON object, or `None` for anything else: bad UTF-8 or JSON, another
+/// type, trailing bytes, or a duplicate name anywhere in it.
 fn members(json: &[u8]) -> Option<Members<'_>> {
     let text = std::str::from_utf8(json).ok()?;
     serde_json::from_str(text).ok()
-}
-
-fn string(raw: &RawValue) -> Option<String> {
-    if !raw.get().starts_with('"') {
-        return None;
-    }
-    serde_json::from_str(raw.get()).ok()
-}
-
-fn numeric_date(raw: &RawValue) -> Option<i64> {
-    let n: u64 = serde_json::from_str(raw.get()).ok()?;
-    i64::try_from(n).ok().filter(|&n| n <= MAX_NUMERIC_DATE)
 }
 
 /// What a header says, once `alg` and `typ` are known to be right.
@@ -215,7 +250,7 @@ pub fn parse_header(json: &[u8]) -> Result<Header, HeaderError> {
         match &*name {
             "alg" => alg = string(value).as_deref() == Some(ALG),
             "typ" => typ = string(value).as_deref() == Some(TYP),
-            "kid" => kid = Some(string(value).ok_or(HeaderError::Bad)?),
+            "kid" => kid = Some(string(value).ok_or(HeaderError::Bad)?.into_owned()),
             _ => extra = true,
         }
     }
@@ -247,45 +282,146 @@ pub enum ClaimsError {
 /// [`ClaimsError`] naming the fault.
 pub fn parse_claims(json: &[u8]) -> Result<Claims, ClaimsError> {
     use ClaimsError::*;
-    let members = members(json).ok_or(Malformed)?;
-    let (mut iss, mut aud, mut iat, mut nbf, mut exp, mut jti, mut name) =
-        (None, None, None, None, None, None, None);
-    for (member, value) in members.0 {
-        match &*member {
-            "iss" => iss = Some(string(value).ok_or(Issuer)?),
-            "aud" => aud = Some(string(value).ok_or(Audience)?),
-            "iat" => iat = Some(numeric_date(value).ok_or(Invalid("iat"))?),
-            "nbf" => nbf = Some(numeric_date(value).ok_or(Invalid("nbf"))?),
-            "exp" => exp = Some(numeric_date(value).ok_or(Invalid("exp"))?),
-            "jti" => jti = Some(string(value).ok_or(Invalid("jti"))?),
-            "name" => name = Some(string(value).ok_or(Invalid("name"))?),
-            _ => return Err(Invalid("unknown claim")),
-        }
-    }
+    let text = std::str::from_utf8(json).map_err(|_| Malformed)?;
+    let raw = match minted(text) {
+        Some(raw) => raw,
+        None => general(text)?,
+    };
     // At least 128 bits of base64url (22 characters), as every minted jti is: an id that
     // could carry spaces, newlines or markup has no business in logs and listings.
-    let jti = jti
+    let jti = raw
+        .jti
         .filter(|j| {
             (MIN_JTI_LEN..=MAX_JTI_LEN).contains(&j.len())
                 && j.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .ok_or(Invalid("jti"))?;
-    if name
+    if raw
+        .name
         .as_ref()
         .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
     {
         return Err(Invalid("name"));
     }
     Ok(Claims {
-        iss: iss.ok_or(Issuer)?,
-        aud: aud.ok_or(Audience)?,
-        iat: iat.ok_or(Invalid("iat"))?,
-        nbf: nbf.ok_or(Invalid("nbf"))?,
-        exp,
-        jti,
-        name,
+        iss: raw.iss.ok_or(Issuer)?.into_owned(),
+        aud: raw.aud.ok_or(Audience)?.into_owned(),
+        iat: raw.iat.ok_or(Invalid("iat"))?,
+        nbf: raw.nbf.ok_or(Invalid("nbf"))?,
+        exp: raw.exp,
+        jti: jti.into_owned(),
+        name: raw.name.map(Cow::into_owned),
     })
+}
+
+/// Claims read and typed, before the rules that span members.
+#[derive(Default)]
+struct RawClaims<'a> {
+    iss: Option<Cow<'a, str>>,
+    aud: Option<Cow<'a, str>>,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+    jti: Option<Cow<'a, str>>,
+    name: Option<Cow<'a, str>>,
+}
+
+/// Any JSON object: every member typed by its name's rule, in document order, so the
+/// first fault found is the first in the text.
+fn general(text: &str) -> Result<RawClaims<'_>, ClaimsError> {
+    use ClaimsError::*;
+    let members = members(text.as_bytes()).ok_or(Malformed)?;
+    let mut raw = RawClaims::default();
+    for (member, value) in members.0 {
+        match &*member {
+            "iss" => raw.iss = Some(string(value).ok_or(Issuer)?),
+            "aud" => raw.aud = Some(string(value).ok_or(Audience)?),
+            "iat" => raw.iat = Some(numeric_date(value).ok_or(Invalid("iat"))?),
+            "nbf" => raw.nbf = Some(numeric_date(value).ok_or(Invalid("nbf"))?),
+            "exp" => raw.exp = Some(numeric_date(value).ok_or(Invalid("exp"))?),
+            "jti" => raw.jti = Some(string(value).ok_or(Invalid("jti"))?),
+            "name" => raw.name = Some(string(value).ok_or(Invalid("name"))?),
+            _ => return Err(Invalid("unknown claim")),
+        }
+    }
+    Ok(raw)
+}
+
+/// The claims exactly as the minter writes them: `iss`, `aud`, `iat`, `nbf`, optional
+/// `exp`, `jti`, optional `name`, in that order, no white space, strings without escapes,
+/// dates plain integers in range. Such a text means the same to every JSON parser, and is
+/// read here in one pass; anything else (`None`) takes the general reading.
+fn minted(text: &str) -> Option<RawClaims<'_>> {
+    let mut c = Cursor { text, at: 0 };
+    c.literal("{\"iss\":")?;
+    let iss = c.string()?;
+    c.literal(",\"aud\":")?;
+    let aud = c.string()?;
+    c.literal(",\"iat\":")?;
+    let iat = c.date()?;
+    c.literal(",\"nbf\":")?;
+    let nbf = c.date()?;
+    let exp = match c.literal(",\"exp\":") {
+        Some(()) => Some(c.date()?),
+        None => None,
+    };
+    c.literal(",\"jti\":")?;
+    let jti = c.string()?;
+    let name = match c.literal(",\"name\":") {
+        Some(()) => Some(c.string()?),
+        None => None,
+    };
+    c.literal("}")?;
+    (c.at == text.len()).then(|| RawClaims {
+        iss: Some(Cow::Borrowed(iss)),
+        aud: Some(Cow::Borrowed(aud)),
+        iat: Some(iat),
+        nbf: Some(nbf),
+        exp,
+        jti: Some(Cow::Borrowed(jti)),
+        name: name.map(Cow::Borrowed),
+    })
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Steps over `lit` if the text continues with it.
+    fn literal(&mut self, lit: &str) -> Option<()> {
+        self.text[self.at..]
+            .starts_with(lit)
+            .then(|| self.at += lit.len())
+    }
+
+    /// A string without escapes or control characters: its contents as they stand.
+    fn string(&mut self) -> Option<&'a str> {
+        let rest = self.text[self.at..].strip_prefix('"')?;
+        let len = rest
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || b < 0x20)?;
+        (rest.as_bytes()[len] == b'"').then(|| {
+            self.at += len + 2;
+            &rest[..len]
+        })
+    }
+
+    /// A NumericDate: digits without a leading zero, at most [`MAX_NUMERIC_DATE`].
+    fn date(&mut self) -> Option<i64> {
+        let rest = &self.text.as_bytes()[self.at..];
+        let len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if len == 0 || len > 12 || (len > 1 && rest[0] == b'0') {
+            return None;
+        }
+        let n = rest[..len]
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        self.at += len;
+        (n <= MAX_NUMERIC_DATE).then_some(n)
+    }
 }
 
 #[cfg(test)]
@@ -437,5 +573,303 @@ mod tests {
             ),
             Err(ClaimsError::Invalid("unknown claim"))
         );
+    }
+
+    /// A plain reading of header and claims (every value typed by serde_json on its own),
+    /// the reference the faster typing above must agree with on every input.
+    mod reference {
+        use super::super::*;
+        use serde_json::value::RawValue;
+
+        fn members(json: &[u8]) -> Option<Vec<(String, &RawValue)>> {
+            let text = std::str::from_utf8(json).ok()?;
+            let map: Vec<(String, &RawValue)> = {
+                struct M<'a>(Vec<(String, &'a RawValue)>);
+                impl<'de> Deserialize<'de> for M<'de> {
+                    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        struct V;
+                        impl<'de> Visitor<'de> for V {
+                            type Value = M<'de>;
+                            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                                f.write_str("object")
+                            }
+                            fn visit_map<A: MapAccess<'de>>(
+                                self,
+                                mut map: A,
+                            ) -> Result<Self::Value, A::Error> {
+                                let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+                                while let Some(name) = map.next_key::<String>()? {
+                                    if out.iter().any(|(n, _)| *n == name) {
+                                        return Err(de::Error::custom("duplicate"));
+                                    }
+                                    out.push((name, map.next_value()?));
+                                }
+                                Ok(M(out))
+                            }
+                        }
+                        d.deserialize_map(V)
+                    }
+                }
+                serde_json::from_str::<M<'_>>(text).ok()?.0
+            };
+            Some(map)
+        }
+
+        fn string(raw: &RawValue) -> Option<String> {
+            if !raw.get().starts_with('"') {
+                return None;
+            }
+            serde_json::from_str(raw.get()).ok()
+        }
+
+        fn numeric_date(raw: &RawValue) -> Option<i64> {
+            let n: u64 = serde_json::from_str(raw.get()).ok()?;
+            i64::try_from(n).ok().filter(|&n| n <= MAX_NUMERIC_DATE)
+        }
+
+        pub fn parse_header(json: &[u8]) -> Result<Header, HeaderError> {
+            let members = members(json).ok_or(HeaderError::Malformed)?;
+            let (mut alg, mut typ, mut kid, mut extra) = (false, false, None, false);
+            for (name, value) in members {
+                match &*name {
+                    "alg" => alg = string(value).as_deref() == Some(ALG),
+                    "typ" => typ = string(value).as_deref() == Some(TYP),
+                    "kid" => kid = Some(string(value).ok_or(HeaderError::Bad)?),
+                    _ => extra = true,
+                }
+            }
+            if !(alg && typ) {
+                return Err(HeaderError::Bad);
+            }
+            Ok(Header {
+                kid,
+                has_extra_members: extra,
+            })
+        }
+
+        pub fn parse_claims(json: &[u8]) -> Result<Claims, ClaimsError> {
+            use ClaimsError::*;
+            let members = members(json).ok_or(Malformed)?;
+            let (mut iss, mut aud, mut iat, mut nbf, mut exp, mut jti, mut name) =
+                (None, None, None, None, None, None, None);
+            for (member, value) in members {
+                match &*member {
+                    "iss" => iss = Some(string(value).ok_or(Issuer)?),
+                    "aud" => aud = Some(string(value).ok_or(Audience)?),
+                    "iat" => iat = Some(numeric_date(value).ok_or(Invalid("iat"))?),
+                    "nbf" => nbf = Some(numeric_date(value).ok_or(Invalid("nbf"))?),
+                    "exp" => exp = Some(numeric_date(value).ok_or(Invalid("exp"))?),
+                    "jti" => jti = Some(string(value).ok_or(Invalid("jti"))?),
+                    "name" => name = Some(string(value).ok_or(Invalid("name"))?),
+                    _ => return Err(Invalid("unknown claim")),
+                }
+            }
+            let jti = jti
+                .filter(|j| {
+                    (MIN_JTI_LEN..=MAX_JTI_LEN).contains(&j.len())
+                        && j.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+                .ok_or(Invalid("jti"))?;
+            if name
+                .as_ref()
+                .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+            {
+                return Err(Invalid("name"));
+            }
+            Ok(Claims {
+                iss: iss.ok_or(Issuer)?,
+                aud: aud.ok_or(Audience)?,
+                iat: iat.ok_or(Invalid("iat"))?,
+                nbf: nbf.ok_or(Invalid("nbf"))?,
+                exp,
+                jti,
+                name,
+            })
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "iss",
+        "aud",
+        "iat",
+        "nbf",
+        "exp",
+        "jti",
+        "name",
+        "alg",
+        "typ",
+        "kid",
+        "crit",
+        "x",
+        "i\\u0073s",
+        "\\u006bid",
+    ];
+    const VALUES: &[&str] = &[
+        "\"i\"",
+        "\"a\"",
+        "\"EdDSA\"",
+        "\"mdt+jwt\"",
+        "\"k\"",
+        "\"jjjjjjjjjjjjjjjjjjjjjj\"",
+        "\"j\\u006ajjjjjjjjjjjjjjjjjjjjj\"",
+        "\"\\ud800\"",
+        "\"\\u0000\"",
+        "\"a\u{1}b\"",
+        "\"a\tb\"",
+        "\"\u{e9}\u{1F600}\"",
+        "\"\\\"\"",
+        "1",
+        "0",
+        "-0",
+        "-1",
+        "1.0",
+        "1e3",
+        "1E400",
+        "253402300799",
+        "253402300800",
+        "9223372036854775807",
+        "18446744073709551615",
+        "18446744073709551616",
+        "01",
+        "true",
+        "null",
+        "[]",
+        "[1,[2,{\"a\":[]}]]",
+        "{}",
+        "{\"a\":{\"b\":null}}",
+        "\"",
+        "",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    ];
+
+    fn object() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let member = (0..NAMES.len(), 0..VALUES.len(), any::<bool>());
+        (
+            proptest::collection::vec(member, 0..9),
+            0..6u8,
+            proptest::collection::vec(any::<u8>(), 0..3),
+        )
+            .prop_map(|(members, shape, junk)| {
+                let body: Vec<String> = members
+                    .iter()
+                    .map(|&(n, v, space)| {
+                        let sp = if space { " " } else { "" };
+                        format!("{sp}\"{}\"{sp}:{sp}{}", NAMES[n], VALUES[v])
+                    })
+                    .collect();
+                let mut out = format!("{{{}}}", body.join(",")).into_bytes();
+                match shape {
+                    0 => out.extend_from_slice(&junk),
+                    1 => out.insert(0, b'['),
+                    2 => out.truncate(out.len().saturating_sub(1)),
+                    _ => {}
+                }
+                out
+            })
+    }
+
+    /// Objects in the minter's layout (the one-pass reading's domain), with every slot's
+    /// value drawn from the catalogue, optional members present or not, and now and then
+    /// a space or a stray byte.
+    fn minted_layout() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let value = 0..VALUES.len() + 4;
+        (
+            proptest::collection::vec(value, 7),
+            any::<(bool, bool)>(),
+            0..12u8,
+            any::<u8>(),
+        )
+            .prop_map(|(v, (exp, name), tweak, byte)| {
+                // Slots past the catalogue hold a well-formed value for their member.
+                let typed = |slot: usize, good: &str| -> String {
+                    VALUES
+                        .get(v[slot])
+                        .map_or(good.to_owned(), |s| (*s).to_owned())
+                };
+                let mut out = format!(
+                    r#"{{"iss":{},"aud":{},"iat":{},"nbf":{}"#,
+                    typed(0, "\"i\""),
+                    typed(1, "\"a\""),
+                    typed(2, "1"),
+                    typed(3, "1700000000"),
+                );
+                if exp {
+                    out += &format!(r#","exp":{}"#, typed(4, "1800000000"));
+                }
+                out += &format!(r#","jti":{}"#, typed(5, "\"jjjjjjjjjjjjjjjjjjjjjj\""));
+                if name {
+                    out += &format!(r#","name":{}"#, typed(6, "\"rollout \u{e9}\""));
+                }
+                out.push('}');
+                let mut out = out.into_bytes();
+                let at = usize::from(byte) % out.len();
+                match tweak {
+                    0 => out.insert(at, b' '),
+                    1 => out.insert(at, byte),
+                    2 => out[at] = byte,
+                    3 => out.push(b' '),
+                    _ => {}
+                }
+                out
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn fast_typing_agrees_with_the_reference(json in object()) {
+            proptest::prop_assert_eq!(parse_claims(&json), reference::parse_claims(&json));
+            proptest::prop_assert_eq!(parse_header(&json), reference::parse_header(&json));
+        }
+
+        #[test]
+        fn one_pass_reading_agrees_with_the_reference(json in minted_layout()) {
+            proptest::prop_assert_eq!(parse_claims(&json), reference::parse_claims(&json));
+        }
+
+        #[test]
+        fn agrees_on_arbitrary_bytes(json in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            proptest::prop_assert_eq!(parse_claims(&json), reference::parse_claims(&json));
+            proptest::prop_assert_eq!(parse_header(&json), reference::parse_header(&json));
+        }
+    }
+
+    #[test]
+    fn minted_claims_take_the_one_pass_reading() {
+        let minted_text = r#"{"iss":"https://mdm.example","aud":"mass-deployment","iat":1800000000,"nbf":1800000000,"exp":1802592000,"jti":"AAAAAAAAAAAAAAAAAAAAAA","name":"rollout é"}"#;
+        let raw = minted(minted_text).expect("the minter's layout");
+        assert_eq!(raw.exp, Some(1_802_592_000));
+        assert_eq!(raw.name.as_deref(), Some("rollout é"));
+        let bare = r#"{"iss":"i","aud":"a","iat":0,"nbf":0,"jti":"j"}"#;
+        assert!(minted(bare).is_some_and(|r| r.exp.is_none() && r.name.is_none()));
+        for other in [
+            r#"{"iss":"i","aud":"a","iat":01,"nbf":0,"jti":"j"}"#,
+            r#"{"iss":"i","aud":"a","iat":0,"nbf":0,"jti":"j\u006a"}"#,
+            r#"{"iss":"i","aud":"a","iat":0,"nbf":0,"jti":"j"} "#,
+            r#"{"iss":"i","aud":"a","iat":0, "nbf":0,"jti":"j"}"#,
+            r#"{"aud":"a","iss":"i","iat":0,"nbf":0,"jti":"j"}"#,
+            r#"{"iss":"i","aud":"a","iat":0,"nbf":0,"jti":"j","jti":"k"}"#,
+            r#"{"iss":"i","aud":"a","iat":253402300800,"nbf":0,"jti":"j"}"#,
+            r#"{"iss":"i","aud":"a","iat":1.0,"nbf":0,"jti":"j"}"#,
+        ] {
+            assert!(minted(other).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn agrees_on_minted_shapes() {
+        for json in [
+            &br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"exp":2,"jti":"jjjjjjjjjjjjjjjjjjjjjj","name":"n"}"#[..],
+            br#"{"iss":"i","aud":"a","iat":-0,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj"}"#,
+            br#"{"iss":"i","aud":"a","iat":1,"nbf":1,"jti":"jjjjjjjjjjjjjjjjjjjjjj","x":[[[]]],"x":1}"#,
+            br#"{"alg":"EdDSA","typ":"mdt+jwt","kid":"k","jwk":{"kty":"OKP"}}"#,
+        ] {
+            assert_eq!(parse_claims(json), reference::parse_claims(json));
+            assert_eq!(parse_header(json), reference::parse_header(json));
+        }
     }
 }

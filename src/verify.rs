@@ -3,12 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::b64;
-use crate::cache::{Entry, TokenCache};
+use crate::cache::TokenCache;
 use crate::key::PublicKey;
 use crate::keyring::{KeyRing, KeyStatus};
-use crate::token::{self, Claims, ClaimsError, HeaderError, ShapeError};
+use crate::token::{self, Claims, ClaimsError, Header, HeaderError, ShapeError};
 
 /// The stable rejection codes used by the CLI, HTTP bodies and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,16 +129,24 @@ struct VerifyKey {
     created_at: i64,
     retired_at: Option<i64>,
     verify_until: Option<i64>,
-    signed_jtis: Option<HashSet<String>>,
+    signed_jtis: Option<FastSet<String>>,
 }
+
+/// Maps and sets of ring contents. Their members come from the ring, never from a
+/// client, so a fast hash serves; lookups are by the token's kid or jti.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Verifies tokens against one key ring snapshot. Cheap to share; build a new one when
 /// the ring changes.
 #[derive(Debug)]
 pub struct Verifier {
-    keys: HashMap<String, VerifyKey>,
-    revoked_keys: HashSet<String>,
-    revoked_tokens: HashSet<String>,
+    keys: FastMap<String, VerifyKey>,
+    /// The encoded header each ring key's tokens carry, exactly as minted, to its kid: a
+    /// token whose header segment is one of these needs no header decoding.
+    headers: FastMap<Box<str>, Box<str>>,
+    revoked_keys: FastSet<String>,
+    revoked_tokens: FastSet<String>,
     issuer: String,
     audience: String,
     leeway: i64,
@@ -150,7 +159,13 @@ pub const DEFAULT_LEEWAY: i64 = 60;
 impl Verifier {
     /// A verifier for `ring` with `leeway` seconds of tolerance on `exp` and `nbf`.
     pub fn new(ring: &KeyRing, leeway: i64) -> Self {
+        let headers = ring
+            .keys()
+            .iter()
+            .map(|k| (token::encoded_header(k.kid()).into(), k.kid().into()))
+            .collect();
         Self {
+            headers,
             keys: ring
                 .keys()
                 .iter()
@@ -188,18 +203,20 @@ impl Verifier {
         }
     }
 
-    /// As [`Verifier::new`], with a verified-token cache of `entries` entries (0 for
-    /// none). Entries of `previous` whose key is still in `ring` are carried over, so a
-    /// ring reload does not cost every client a signature check.
+    /// As [`Verifier::new`], with a verified-token cache of at most `entries` entries and
+    /// about `bytes` bytes (either 0 for none). Entries of `previous` whose key is still
+    /// in `ring` are carried over, so a ring reload does not cost every client a
+    /// signature check.
     pub fn with_cache(
         ring: &KeyRing,
         leeway: i64,
         entries: usize,
+        bytes: usize,
         previous: Option<&Verifier>,
     ) -> Self {
         let mut v = Self::new(ring, leeway);
-        if entries > 0 {
-            let cache = TokenCache::new(entries);
+        if entries > 0 && bytes > 0 {
+            let cache = TokenCache::new(entries, bytes);
             if let Some(old) = previous.and_then(|p| p.cache.as_ref()) {
                 old.transfer_to(&cache, |kid| v.keys.contains_key(kid));
             }
@@ -237,40 +254,52 @@ impl Verifier {
     /// # Errors
     /// A [`Rejection`] with the first failing check's reason.
     pub fn verify(&self, token: &[u8], now: i64) -> Result<Verified, Rejection> {
-        let (kid, claims) = self.verify_signed(token)?;
-        self.check_claims(&kid, &claims, now)?;
-        Ok(Verified { kid, claims })
+        self.verify_shared(token, now).map(Arc::unwrap_or_clone)
+    }
+
+    /// As [`Verifier::verify`], sharing the result with the cache instead of copying it.
+    ///
+    /// # Errors
+    /// A [`Rejection`] with the first failing check's reason.
+    pub fn verify_shared(&self, token: &[u8], now: i64) -> Result<Arc<Verified>, Rejection> {
+        let verified = self.verify_signed(token)?;
+        self.check(&verified, now)?;
+        Ok(verified)
     }
 
     /// Everything up to and including the signature, and the claims decoded: the part
     /// that does not depend on the time or the revocation lists. With a cache, exactly
     /// these bytes, once verified under a key still in the ring, are answered from it.
+    /// Follow with [`Verifier::check`].
     ///
     /// # Errors
     /// A [`Rejection`] for a token that is not a well-formed token signed by a ring key.
-    pub fn verify_signed(&self, token: &[u8]) -> Result<(String, Claims), Rejection> {
+    pub fn verify_signed(&self, token: &[u8]) -> Result<Arc<Verified>, Rejection> {
         let Some(cache) = &self.cache else {
-            return self.check_signature(token);
+            return self.check_signature(token).map(Arc::new);
         };
-        if let Some(Entry { kid, claims }) = cache.get(token) {
+        if let Some(hit) = cache.get(token) {
             // Same bytes, same signature: only the signature check is skipped; the
-            // caller's check_claims still sees the time and the revocation lists.
-            return Ok((kid, claims));
+            // caller's check still sees the time and the revocation lists.
+            return Ok(hit);
         }
-        let (kid, claims) = self.check_signature(token)?;
+        let verified = Arc::new(self.check_signature(token)?);
         // The signature verified: that fact holds for these bytes whatever the time,
         // so an expired token replayed later costs no signature check either.
-        cache.insert(
-            token,
-            Entry {
-                kid: kid.clone(),
-                claims: claims.clone(),
-            },
-        );
-        Ok((kid, claims))
+        cache.insert(token, Arc::clone(&verified));
+        Ok(verified)
     }
 
-    fn check_signature(&self, token: &[u8]) -> Result<(String, Claims), Rejection> {
+    /// The checks of [`Verifier::check_claims`] on a result of
+    /// [`Verifier::verify_signed`].
+    ///
+    /// # Errors
+    /// A [`Rejection`] for the first failing check.
+    pub fn check(&self, verified: &Verified, now: i64) -> Result<(), Rejection> {
+        self.check_claims(&verified.kid, &verified.claims, now)
+    }
+
+    fn check_signature(&self, token: &[u8]) -> Result<Verified, Rejection> {
         use Reason::*;
         let parts = token::split(token).map_err(|e| match e {
             ShapeError::TooLarge => Rejection::new(
@@ -281,17 +310,28 @@ impl Verifier {
                 Rejection::new(Malformed, "not three base64url segments joined by dots")
             }
         })?;
-        let header_json = b64::decode(parts.header)
-            .ok_or_else(|| Rejection::new(Malformed, "header is not base64url"))?;
-        let header = token::parse_header(&header_json).map_err(|e| match e {
-            HeaderError::Malformed => {
-                Rejection::new(Malformed, "header is not a JSON object with unique members")
+        // Decoded segments are at most 3/4 of the capped token.
+        let mut buf = [0u8; token::MAX_TOKEN_LEN / 4 * 3];
+        let header = match self.headers.get(parts.header) {
+            // Exactly the bytes a ring key's minter writes: alg, typ and this kid.
+            Some(kid) => Header {
+                kid: Some(String::from(&**kid)),
+                has_extra_members: false,
+            },
+            None => {
+                let header_json = b64::decode_into(parts.header, &mut buf)
+                    .ok_or_else(|| Rejection::new(Malformed, "header is not base64url"))?;
+                token::parse_header(header_json).map_err(|e| match e {
+                    HeaderError::Malformed => {
+                        Rejection::new(Malformed, "header is not a JSON object with unique members")
+                    }
+                    HeaderError::Bad => Rejection::new(
+                        BadHeader,
+                        "header must be alg \"EdDSA\", typ \"mdt+jwt\" and a string kid",
+                    ),
+                })?
             }
-            HeaderError::Bad => Rejection::new(
-                BadHeader,
-                "header must be alg \"EdDSA\", typ \"mdt+jwt\" and a string kid",
-            ),
-        })?;
+        };
         let kid = header
             .kid
             .ok_or_else(|| Rejection::new(UnknownKey, "header has no kid"))?;
@@ -318,7 +358,7 @@ impl Verifier {
                 "signature segment is empty",
             ));
         }
-        let signature = b64::decode(parts.signature)
+        let signature = b64::decode_into(parts.signature, &mut buf)
             .ok_or_else(|| Rejection::with_kid(Malformed, &kid, "signature is not base64url"))?;
         let signature: [u8; 64] = signature
             .try_into()
@@ -342,9 +382,9 @@ impl Verifier {
                 "header has members other than alg, typ and kid",
             ));
         }
-        let payload = b64::decode(parts.payload)
+        let payload = b64::decode_into(parts.payload, &mut buf)
             .ok_or_else(|| Rejection::with_kid(Malformed, &kid, "payload is not base64url"))?;
-        let claims = token::parse_claims(&payload).map_err(|e| match e {
+        let claims = token::parse_claims(payload).map_err(|e| match e {
             ClaimsError::Malformed => Rejection::with_kid(
                 Malformed,
                 &kid,
@@ -362,7 +402,7 @@ impl Verifier {
                 Rejection::with_kid(WrongAudience, &kid, "aud is missing or not a single string")
             }
         })?;
-        Ok((kid, claims))
+        Ok(Verified { kid, claims })
     }
 
     /// The checks that depend on the time, the ring's identity and its revocation lists;
@@ -570,7 +610,7 @@ mod tests {
     fn cache_hits_still_check_time_revocation_and_key_status() {
         let (mut ring, m) = setup();
         let t = m.mint(None, Expiry::At(NOW + 100), NOW).unwrap();
-        let v = Verifier::with_cache(&ring, 0, 64, None);
+        let v = Verifier::with_cache(&ring, 0, 64, 1 << 20, None);
         assert!(v.verify(t.token.as_bytes(), NOW).is_ok());
         assert_eq!(v.cache().unwrap().len(), 1);
         assert!(v.verify(t.token.as_bytes(), NOW + 1).is_ok());
@@ -580,7 +620,7 @@ mod tests {
             Reason::TokenExpired
         );
         ring.revoke_token(&t.claims.jti, t.claims.exp);
-        let v2 = Verifier::with_cache(&ring, 0, 64, Some(&v));
+        let v2 = Verifier::with_cache(&ring, 0, 64, 1 << 20, Some(&v));
         assert_eq!(v2.cache().unwrap().len(), 1, "entries carried over");
         assert_eq!(
             v2.verify(t.token.as_bytes(), NOW).unwrap_err().reason,
@@ -589,7 +629,7 @@ mod tests {
         let k2 = SecretKey::generate();
         ring.rotate(k2.public(), NOW + 1, until(NOW + 100)).unwrap();
         assert!(ring.revoke_key(m.kid(), NOW + 2));
-        let v3 = Verifier::with_cache(&ring, 0, 64, Some(&v2));
+        let v3 = Verifier::with_cache(&ring, 0, 64, 1 << 20, Some(&v2));
         assert_eq!(
             v3.cache().unwrap().len(),
             0,

@@ -1,6 +1,8 @@
 //! `POST /v1/activations`: a device presents its deployment token; the answer comes from
 //! the token alone (signature, time, revocation lists), with one audit line per decision.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -12,8 +14,7 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::keyring::rfc3339;
-use crate::token::Claims;
-use crate::verify::{Reason, Rejection};
+use crate::verify::{Reason, Rejection, Verified};
 
 /// Longest `user` or `device`, in characters.
 pub const MAX_LABEL_CHARS: usize = 256;
@@ -27,9 +28,11 @@ pub struct ActivationRequest {
     pub token: Option<String>,
     /// The user logging on (for the audit log), at most 256 characters.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub user: Option<String>,
     /// The device name (for the audit log), at most 256 characters.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub device: Option<String>,
 }
 
@@ -64,14 +67,15 @@ fn check_label(what: &str, value: Option<&str>) -> Result<(), ApiError> {
     post,
     path = "/v1/activations",
     tag = "activation",
-    request_body = ActivationRequest,
-    security((), ("bearer" = [])),
+    request_body(content = ActivationRequest, description = "An empty body (no Content-Type) is `{}`: the token then comes as Authorization: Bearer"),
+    security((), ("deployment_token" = [])),
     responses(
         (status = 200, description = "The token is authentic and current", body = ActivationResponse),
         (status = 400, description = "Malformed JSON, unknown member, over-long user/device, or a token in both body and header", body = ErrorBody),
         (status = 401, description = "The token is refused; `error` is the reason code", body = ErrorBody),
-        (status = 413, description = "Body over 16 KiB", body = ErrorBody),
-        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within the request timeout", body = ErrorBody),
+        (status = 413, description = "Body over 16 KiB, or a declared Content-Length over it", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json (no charset, or charset=utf-8)", body = ErrorBody),
     )
 )]
 pub async fn activate(
@@ -103,10 +107,10 @@ pub async fn activate(
             let ring = state.ring();
             match ring.verifier.verify_signed(token.as_bytes()) {
                 Err(rejection) => Decision::Refused(rejection, None),
-                Ok((kid, claims)) => match ring.verifier.check_claims(&kid, &claims, now) {
-                    Ok(()) => Decision::Accepted(kid, claims),
+                Ok(verified) => match ring.verifier.check(&verified, now) {
+                    Ok(()) => Decision::Accepted(verified),
                     // The signature held, so the claims are the issuer's and safe to log.
-                    Err(rejection) => Decision::Refused(rejection, Some(claims)),
+                    Err(rejection) => Decision::Refused(rejection, Some(verified)),
                 },
             }
         }
@@ -115,8 +119,8 @@ pub async fn activate(
     state.metrics().activation(reason);
     state.activity().record(now, reason);
     let (kid, claims) = match &decision {
-        Decision::Accepted(kid, claims) => (Some(kid.as_str()), Some(claims)),
-        Decision::Refused(r, claims) => (r.kid.as_deref(), claims.as_ref()),
+        Decision::Accepted(v) => (Some(v.kid.as_str()), Some(&v.claims)),
+        Decision::Refused(r, v) => (r.kid.as_deref(), v.as_ref().map(|v| &v.claims)),
         Decision::NoToken => (None, None),
     };
     tracing::info!(
@@ -133,12 +137,12 @@ pub async fn activate(
         "activation"
     );
     match decision {
-        Decision::Accepted(kid, claims) => Ok(Json(ActivationResponse {
+        Decision::Accepted(v) => Ok(Json(ActivationResponse {
             activated: true,
-            token_id: claims.jti,
-            key_id: kid,
-            name: claims.name,
-            expires_at: claims.exp.map(rfc3339),
+            token_id: v.claims.jti.clone(),
+            key_id: v.kid.clone(),
+            name: v.claims.name.clone(),
+            expires_at: v.claims.exp.map(rfc3339),
         })),
         Decision::Refused(rejection, _) => Err(ApiError::rejected(&rejection)),
         Decision::NoToken => Err(ApiError::no_token()),
@@ -146,8 +150,8 @@ pub async fn activate(
 }
 
 enum Decision {
-    Accepted(String, Claims),
-    Refused(Rejection, Option<Claims>),
+    Accepted(Arc<Verified>),
+    Refused(Rejection, Option<Arc<Verified>>),
     NoToken,
 }
 

@@ -130,8 +130,13 @@ impl AppState {
                 keys: Arc::new(keys),
             }
         };
-        let verifier =
-            Verifier::with_cache(&ring, config.leeway_seconds, config.cache_entries, None);
+        let verifier = Verifier::with_cache(
+            &ring,
+            config.leeway_seconds,
+            config.cache_entries,
+            config.cache_bytes(),
+            None,
+        );
         Ok(Self(Arc::new(Inner {
             seen: Mutex::new(Seen::Content(Sha256::digest(&text).into())),
             ring: RwLock::new(Arc::new(RingSnapshot { ring, verifier })),
@@ -219,6 +224,7 @@ impl AppState {
                     &ring,
                     self.0.config.leeway_seconds,
                     self.0.config.cache_entries,
+                    self.0.config.cache_bytes(),
                     Some(&self.ring().verifier),
                 );
                 let keys = ring.keys().len();
