@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -126,13 +126,20 @@ impl Rotated {
     }
 }
 
-/// `mdtoken serve` on 127.0.0.1 with a random port.
+/// `mdtoken serve` on 127.0.0.1 with a random port, killed when dropped. Only the test's
+/// own thread owns it, so a failing test never leaves the process behind.
 struct Server {
     _process: Reaped,
+    client: Client,
+}
+
+/// What the threads share to talk to the server.
+#[derive(Clone)]
+struct Client {
     addr: String,
     admin_key: String,
-    /// The server's log, kept for failure messages.
-    log: Arc<Mutex<Vec<String>>>,
+    /// The tail of the server's log, for failure messages.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Server {
@@ -150,7 +157,7 @@ impl Server {
             .expect("start mdtoken serve");
         let stderr = child.stderr.take().unwrap();
         let process = Reaped(child);
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
@@ -166,7 +173,11 @@ impl Server {
                         .collect();
                     let _ = tx.send(addr);
                 }
-                sink.lock().unwrap().push(line);
+                let mut sink = sink.lock().unwrap();
+                if sink.len() == 50 {
+                    sink.pop_front();
+                }
+                sink.push_back(line);
             }
         });
         let addr = rx
@@ -174,12 +185,16 @@ impl Server {
             .unwrap_or_else(|_| panic!("mdtoken serve did not start: {:?}", log.lock()));
         Self {
             _process: process,
-            addr,
-            admin_key,
-            log,
+            client: Client {
+                addr,
+                admin_key,
+                log,
+            },
         }
     }
+}
 
+impl Client {
     /// One HTTP/1.1 request on a fresh connection; the status and the JSON answer.
     fn call(&self, method: &str, path: &str, admin: bool, body: Option<&Value>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).expect("connect to the server");
@@ -250,8 +265,7 @@ impl Server {
     }
 
     fn log_tail(&self) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log[log.len().saturating_sub(20)..].to_vec()
+        self.log.lock().unwrap().iter().cloned().collect()
     }
 }
 
@@ -291,7 +305,8 @@ fn server_and_cli_writing_one_keys_dir_lose_nothing() {
     assert!(created.status.success());
     let admin_key = String::from_utf8(created.stdout).unwrap().trim().to_owned();
 
-    let server = Arc::new(Server::start(&keys, admin_key));
+    let process = Server::start(&keys, admin_key);
+    let server = &process.client;
     // The server's start-up made a first current token: it is in the ledger too.
     let first = server.expect(200, "GET", "/v1/deployment", true, None);
     let minted: Arc<Mutex<Vec<Minted>>> = Arc::new(Mutex::new(vec![Minted::from_answer(
@@ -307,7 +322,7 @@ fn server_and_cli_writing_one_keys_dir_lose_nothing() {
     // The server, minting through the admin API and rotating every few mints.
     {
         let (server, minted, rotations, start) = (
-            Arc::clone(&server),
+            server.clone(),
             Arc::clone(&minted),
             Arc::clone(&rotations),
             Arc::clone(&start),
@@ -379,7 +394,7 @@ fn server_and_cli_writing_one_keys_dir_lose_nothing() {
     // its key was made by a rotation the server has not loaded yet.
     let reader = {
         let (server, minted, done, start) = (
-            Arc::clone(&server),
+            server.clone(),
             Arc::clone(&minted),
             Arc::clone(&writers_done),
             Arc::clone(&start),
