@@ -119,13 +119,16 @@ if [ "$backends_only" = 1 ]; then
 fi
 
 # --- 1. cargo-deny ------------------------------------------------------------------------
-if ! cargo deny --version >/dev/null 2>&1; then
-    echo "== installing cargo-deny (cargo install cargo-deny --locked)"
+# deny.toml is written for the 0.20 series; another series may read it differently.
+deny_series='0.20'
+have=$(cargo deny --version 2>/dev/null || true)
+if [[ $have != "cargo-deny $deny_series."* ]]; then
+    echo "== installing cargo-deny $deny_series.x (cargo install cargo-deny --locked)${have:+; found $have}"
     start=$SECONDS
-    # cargo-deny's own release profile asks for fat LTO and one codegen unit, which triples
-    # a cold build on two cores; the checks run in about a second either way.
+    # cargo-deny's own release profile asks for fat LTO and one codegen unit, which makes
+    # a cold build on two cores much longer; the checks run in about a second either way.
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-        cargo install cargo-deny --locked --quiet
+        cargo install cargo-deny --locked --quiet --version "~$deny_series"
     echo "cargo-deny installed in $((SECONDS - start)) s"
 fi
 echo "== $(cargo deny --version)"
