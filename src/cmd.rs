@@ -522,21 +522,19 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
 /// behind, because audit lines must not be lost. The writer takes whatever lines are
 /// queued and writes them at once, flushing whenever the queue runs dry, so a busy
 /// server makes one write for many lines and an idle one shows every line at once.
-/// Colour only on a terminal.
+/// Lines are formatted by [`mdtoken::logline`], without colour.
 fn init_tracing(format: config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MDTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(io::BufWriter::with_capacity(64 * 1024, io::stderr()));
-    let builder = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(io::stderr().is_terminal())
-        .with_writer(writer);
-    match format {
-        config::LogFormat::Json => builder.json().flatten_event(true).init(),
-        config::LogFormat::Text => builder.init(),
-    }
+        .event_format(mdtoken::logline::LineFormat {
+            json: matches!(format, config::LogFormat::Json),
+        })
+        .with_writer(writer)
+        .init();
     guard
 }

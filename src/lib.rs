@@ -38,6 +38,7 @@ pub mod install;
 pub mod key;
 pub mod keyring;
 pub mod ledger;
+pub mod logline;
 pub mod mint;
 pub mod server;
 pub mod store;
