@@ -18,7 +18,7 @@ use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::install::Os;
 use crate::keyring::{KeyStatus, rfc3339};
-use crate::mint::{Expiry, expiry_in_days, parse_expiry_at};
+use crate::mint::{Expiry, check_name, expiry_in_days, parse_expiry_at};
 
 /// Runs keys-directory work on the blocking pool.
 async fn blocking<T, F>(f: F) -> Result<T, ApiError>
@@ -72,8 +72,9 @@ impl Commands {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
-    /// A label, at most 64 characters.
+    /// A label, at most 64 characters, no control characters; blank means none.
     #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub name: Option<String>,
     /// `YYYY-MM-DD` (valid through the end of that day, UTC) or an RFC 3339 time.
     #[serde(default)]
@@ -81,6 +82,7 @@ pub struct MintRequest {
     pub expires_at: Option<String>,
     /// Days from now, 1 to 3660.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3660)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -106,7 +108,7 @@ pub struct MintResponse {
 /// Mints a token and makes it current.
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "admin", security(("bearer" = [])),
-    request_body = MintRequest,
+    request_body(content = MintRequest, description = "An empty body (no Content-Type) is `{}`: a token that never expires"),
     responses(
         (status = 201, description = "Minted; it is now the current token", body = MintResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
@@ -139,6 +141,11 @@ pub async fn mint(
         ),
         (None, None) => Expiry::Never,
     };
+    // Checked before a blank name is dropped, so over-long or control-character names
+    // are refused however blank they look.
+    if let Some(name) = &req.name {
+        check_name(name).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    }
     let name = req.name.filter(|n| !n.trim().is_empty());
     let st = state.clone();
     let minted = blocking(move || Ok(st.store().mint(name.as_deref(), expiry, now)?)).await?;
@@ -262,7 +269,7 @@ pub struct RevokeTokenResponse {
 /// Revokes a token: it is refused from now on, whatever its expiry.
 #[utoipa::path(
     post, path = "/v1/tokens/{jti}/revoke", tag = "admin", security(("bearer" = [])),
-    params(("jti" = String, Path, description = "The token id")),
+    params(("jti" = String, Path, description = "The token id", max_length = 256)),
     responses(
         (status = 200, body = RevokeTokenResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),
@@ -492,7 +499,7 @@ pub struct RevokeKeyResponse {
 /// Revokes a key: every token it signed is refused. Revoking the active key rotates first.
 #[utoipa::path(
     post, path = "/v1/keys/{kid}/revoke", tag = "admin", security(("bearer" = [])),
-    params(("kid" = String, Path, description = "The key id")),
+    params(("kid" = String, Path, description = "The key id", max_length = 256)),
     responses(
         (status = 200, body = RevokeKeyResponse),
         (status = 401, description = "No or wrong admin key", body = ErrorBody),

@@ -22,6 +22,12 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The `WWW-Authenticate` challenge of a refused deployment token.
+pub const TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
+
+/// The `WWW-Authenticate` challenge of an admin route called without a valid admin key.
+pub const ADMIN_CHALLENGE: &str = r#"Bearer realm="mdtoken""#;
+
 /// An HTTP error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -54,7 +60,7 @@ impl ApiError {
     /// A token that was refused: 401 with the reason code.
     pub fn rejected(rejection: &Rejection) -> Self {
         Self {
-            challenge: Some(r#"Bearer error="invalid_token""#),
+            challenge: Some(TOKEN_CHALLENGE),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 rejection.reason.as_str(),
@@ -66,7 +72,7 @@ impl ApiError {
     /// No token at all in an activation request.
     pub fn no_token() -> Self {
         Self {
-            challenge: Some(r#"Bearer error="invalid_token""#),
+            challenge: Some(TOKEN_CHALLENGE),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 crate::verify::Reason::Malformed.as_str(),
@@ -78,7 +84,7 @@ impl ApiError {
     /// A missing or wrong admin key.
     pub fn unauthorized() -> Self {
         Self {
-            challenge: Some(r#"Bearer realm="mdtoken""#),
+            challenge: Some(ADMIN_CHALLENGE),
             ..Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

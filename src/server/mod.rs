@@ -241,7 +241,7 @@ async fn method_not_allowed() -> ApiError {
 /// handlers are never abandoned: an answer sent while the write carries on would tell the
 /// client it failed when it did not, and a retry would mint twice. They wait for the
 /// keys-directory lock as long as it takes; their body is still read under the timeout.
-fn writes(method: &Method, route: &str) -> bool {
+pub(crate) fn writes(method: &Method, route: &str) -> bool {
     matches!(
         (method.as_str(), route),
         ("POST", "/v1/tokens")

@@ -100,5 +100,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "OpenAPI 3.1 document", body = Object))
 )]
 pub async fn openapi() -> Response {
-    Json(super::openapi::document()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
 }
