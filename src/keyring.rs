@@ -254,6 +254,20 @@ impl KeyRing {
             if !seen.insert(k.kid.clone()) {
                 return Err(RingError::Duplicate { kid: k.kid });
             }
+            // A time outside 1970..=9999 (UTC) cannot be written back as it was read:
+            // an offset can carry "9999-12-31T23:59:59-01:00" into the year 10000, and
+            // "0000-01-01T00:00:00+01:00" before the year 0. Tokens' dates live in the
+            // same range.
+            let times = [Some(k.created_at), k.retired_at, k.verify_until];
+            if times
+                .iter()
+                .flatten()
+                .any(|t| !(0..=crate::token::MAX_NUMERIC_DATE).contains(&t.unix_timestamp()))
+            {
+                return Err(bad(
+                    "created_at, retired_at and verify_until must lie in 1970-9999 (UTC)",
+                ));
+            }
             match (k.status, k.retired_at) {
                 (KeyStatus::Active, Some(_)) => return Err(bad("an active key has no retired_at")),
                 (KeyStatus::Retired, None) => return Err(bad("a retired key needs retired_at")),
@@ -527,6 +541,22 @@ mod tests {
             mutate(&|v| v["keys"][0]["d"] = "secret".into()),
             Err(RingError::Syntax(_))
         ));
+        // Times that would not survive being written back, caught by the keyring_parse
+        // fuzz target's round-trip check: the first came back as 1970, the second made
+        // to_json panic.
+        for t in [
+            "9999-12-31T23:59:59-01:00",
+            "0000-01-01T00:00:00+01:00",
+            "1969-12-31T23:59:59Z",
+        ] {
+            for member in ["created_at", "retired_at", "verify_until"] {
+                let err = mutate(&|v| v["keys"][0][member] = t.into()).unwrap_err();
+                assert!(
+                    matches!(err, RingError::BadMember { what, .. } if what.contains("1970-9999")),
+                    "{member} {t}: {err}"
+                );
+            }
+        }
         assert!(KeyRing::from_json("").is_err());
         assert!(KeyRing::from_json("garbage").is_err());
         let dup_member = good.replacen("\"issuer\"", "\"issuer\": \"x\", \"issuer\"", 1);
