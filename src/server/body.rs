@@ -89,6 +89,9 @@ where
 /// not): JSON is UTF-8 (RFC 8259 §8.1), and a body declared in another charset is not
 /// what it says it is.
 fn is_json(content_type: &[u8]) -> bool {
+    if content_type == b"application/json" {
+        return true;
+    }
     let Ok(ct) = std::str::from_utf8(content_type) else {
         return false;
     };
