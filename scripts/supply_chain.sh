@@ -37,22 +37,27 @@ fail() { echo "supply-chain: FAIL $*"; failed=$((failed + 1)); }
 # --- 2. crypto backends (first: cheap, and needs no cargo-deny) --------------------------
 check_backends() {
     echo "== crypto backends (cargo metadata --locked, every target and dev-dependency)"
-    local meta tree
-    if ! meta=$(cargo metadata --format-version 1 --locked 2>&1); then
-        printf '%s\n' "$meta" | tail -5
+    local meta tree err
+    err=$(mktemp)
+    # stdout only: on a cold cache cargo reports its downloads on stderr.
+    if ! meta=$(cargo metadata --format-version 1 --locked 2>"$err"); then
+        tail -5 "$err"
+        rm -f "$err"
         fail "crypto backends: cargo metadata --locked failed (is Cargo.lock up to date?)"
         return
     fi
     # A second opinion from cargo tree: the features really enabled on jsonwebtoken.
-    if ! tree=$(cargo tree --locked --target all -e features -i jsonwebtoken 2>&1); then
+    if ! tree=$(cargo tree --locked --target all -e features -i jsonwebtoken 2>"$err"); then
         # No jsonwebtoken in the graph at all is fine; anything else is not.
-        if ! grep -q "did not match any packages" <<<"$tree"; then
-            printf '%s\n' "$tree" | tail -5
+        if ! grep -q "did not match any packages" "$err"; then
+            tail -5 "$err"
+            rm -f "$err"
             fail "crypto backends: cargo tree failed"
             return
         fi
         tree=""
     fi
+    rm -f "$err"
     if SUPPLY_CHAIN_TREE=$tree python3 -c '
 import json, os, re, sys
 
