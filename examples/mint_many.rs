@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release --example mint_many -- KEYS_DIR COUNT OUT_FILE [EXPIRES_IN_SECONDS]
 //! ```
+//!
+//! `MDTOKEN_NOW=<RFC 3339>` pins the issue time, as for the CLI: with a time in the past
+//! and a short lifetime the tokens are already expired (`scripts/soak.sh`).
 
 use std::io::Write as _;
 
@@ -12,6 +15,8 @@ use anyhow::{Context as _, Result, bail};
 use mdtoken::clock::{Clock as _, SystemClock};
 use mdtoken::mint::Expiry;
 use mdtoken::store::KeyStore;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +33,12 @@ fn main() -> Result<()> {
     let minter = store
         .load_minter(&ring)
         .context("loading the signing key")?;
-    let now = SystemClock.now();
+    let now = match std::env::var("MDTOKEN_NOW") {
+        Ok(t) => OffsetDateTime::parse(&t, &Rfc3339)
+            .context("MDTOKEN_NOW must be an RFC 3339 time")?
+            .unix_timestamp(),
+        Err(_) => SystemClock.now(),
+    };
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(out).with_context(|| format!("creating {out}"))?,
     );
