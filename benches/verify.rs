@@ -156,15 +156,17 @@ impl Fixture {
             .is_ok()
     }
 
+    /// As the server asks: the result shared with the cache, every check but the
+    /// signature run again.
     fn cache_hit(&self, i: usize) -> bool {
         self.cached
-            .verify(black_box(self.tokens[i].as_bytes()), self.now)
+            .verify_shared(black_box(self.tokens[i].as_bytes()), self.now)
             .is_ok()
     }
 
     fn cache_miss(&self, i: usize) -> bool {
         self.missing
-            .verify(black_box(self.tokens[i].as_bytes()), self.now)
+            .verify_shared(black_box(self.tokens[i].as_bytes()), self.now)
             .is_ok()
     }
 
