@@ -1856,6 +1856,28 @@ async fn every_answer_is_described_by_the_document() {
     assert_eq!(routes.len(), 16, "{routes:?}");
 }
 
+/// An answer that leaves the request body unread says the connection closes, so a
+/// keep-alive client does not send its next request into it; other errors keep it open.
+#[tokio::test]
+async fn a_refused_body_closes_the_connection_and_says_so() {
+    let e = env();
+    let big = json!({"token": "a".repeat(BODY_LIMIT)});
+    for r in [
+        e.mint(big.clone()).await,
+        send(
+            &e.app,
+            request(Method::POST, "/v1/activations", None, Some(&big)),
+        )
+        .await,
+    ] {
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.headers[header::CONNECTION], "close");
+    }
+    let r = e.activate("x.y.z").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get(header::CONNECTION).is_none());
+}
+
 /// A blank name stands for none, but is held to the name rules first: over 64
 /// characters or holding a control character, it is refused like any other.
 #[tokio::test]

@@ -28,6 +28,14 @@ pub const TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
 /// The `WWW-Authenticate` challenge of an admin route called without a valid admin key.
 pub const ADMIN_CHALLENGE: &str = r#"Bearer realm="mdtoken""#;
 
+/// Whether an error of this status leaves the request body unread (refused for its size
+/// before it was read, or not arrived in time): the connection cannot carry another
+/// request and is closed after the answer, which then says so, so a keep-alive client
+/// does not send its next request into a closed connection.
+pub fn closes_connection(status: StatusCode) -> bool {
+    status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT
+}
+
 /// An HTTP error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -291,6 +299,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if closes_connection(self.status) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

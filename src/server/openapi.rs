@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -163,6 +163,15 @@ fn headers(path: &str, status: &str) -> Map<String, Value> {
         h.insert(
             "Cache-Control".into(),
             header("The key set may be cached for a minute", "max-age=60"),
+        );
+    }
+    if StatusCode::from_bytes(status.as_bytes()).is_ok_and(error::closes_connection) {
+        h.insert(
+            "Connection".into(),
+            header(
+                "The request body was left unread: the connection is closed after this answer",
+                "close",
+            ),
         );
     }
     if status == "401" {
