@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::mem::size_of;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
@@ -19,6 +18,8 @@ use hashbrown::HashTable;
 use crate::verify::Verified;
 
 const SHARDS: usize = 16;
+/// Bytes of a token that its hash covers, from its end.
+const HASHED_TAIL: usize = 64;
 
 /// A bounded, sharded map from token bytes to verified contents.
 #[derive(Debug)]
@@ -27,8 +28,6 @@ pub struct TokenCache {
     hasher: foldhash::fast::RandomState,
     entries_per_shard: usize,
     bytes_per_shard: usize,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +37,9 @@ struct Shard {
     order: VecDeque<(u64, u64)>,
     next_seq: u64,
     bytes: usize,
+    /// Lookups answered and not, counted under the shard's lock.
+    hits: u64,
+    misses: u64,
 }
 
 #[derive(Debug)]
@@ -58,13 +60,16 @@ impl TokenCache {
             entries_per_shard: entries.div_ceil(SHARDS).max(1),
             bytes_per_shard: (bytes / SHARDS).max(1),
             hasher: foldhash::fast::RandomState::default(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
+    /// The hash of an entry: of the token's last 64 bytes (its signature, for a token
+    /// that verified), which tell one verified token from another as well as the whole
+    /// token would: only tokens that verified are inserted, and no one but the key's
+    /// holder can make two of them share a signature. Lookups compare every byte.
     fn hash(&self, token: &[u8]) -> u64 {
-        self.hasher.hash_one(token)
+        self.hasher
+            .hash_one(&token[token.len().saturating_sub(HASHED_TAIL)..])
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
@@ -76,17 +81,16 @@ impl TokenCache {
     /// The verified result for exactly these bytes.
     pub fn get(&self, token: &[u8]) -> Option<Arc<Verified>> {
         let hash = self.hash(token);
-        let hit = self
-            .shard(hash)
+        let mut shard = self.shard(hash);
+        let hit = shard
             .table
             .find(hash, |s| s.hash == hash && *s.token == *token)
             .map(|s| Arc::clone(&s.verified));
-        let counter = if hit.is_some() {
-            &self.hits
+        if hit.is_some() {
+            shard.hits += 1;
         } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            shard.misses += 1;
+        }
         hit
     }
 
@@ -185,10 +189,10 @@ impl TokenCache {
 
     /// (hits, misses) since creation.
     pub fn stats(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+        self.shards.iter().fold((0, 0), |(h, m), s| {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            (h + s.hits, m + s.misses)
+        })
     }
 }
 
@@ -292,8 +296,9 @@ mod tests {
         let one = cost(&[0; 300], &verified("k"));
         let c = TokenCache::new(1_000_000, 100 * one * SHARDS);
         for i in 0..100_000u32 {
+            // Tokens differ in their last bytes, as signatures do.
             let mut token = [0u8; 300];
-            token[..4].copy_from_slice(&i.to_be_bytes());
+            token[296..].copy_from_slice(&i.to_be_bytes());
             c.insert(&token, verified("k"));
             assert!(c.bytes() <= c.byte_capacity());
         }
@@ -306,6 +311,21 @@ mod tests {
         let tiny = TokenCache::new(10, 8);
         tiny.insert(b"token", verified("k"));
         assert!(tiny.is_empty());
+    }
+
+    #[test]
+    fn tokens_alike_in_their_hashed_tail_are_still_told_apart() {
+        let c = TokenCache::new(1000, usize::MAX / 2);
+        let mut a = [7u8; 300];
+        let mut b = a;
+        a[0] = 1;
+        b[0] = 2;
+        c.insert(&a, verified("a"));
+        assert!(c.get(&b).is_none(), "same tail, different bytes: a miss");
+        c.insert(&b, verified("b"));
+        assert_eq!(c.get(&a).unwrap().kid, "a");
+        assert_eq!(c.get(&b).unwrap().kid, "b");
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
