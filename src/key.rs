@@ -11,6 +11,16 @@ use zeroize::Zeroizing;
 
 use crate::b64;
 
+thread_local! {
+    static CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Signature checks made so far on the calling thread: what shows, without timing
+/// anything, that a refusal came before any cryptography.
+pub fn signature_checks_on_this_thread() -> u64 {
+    CHECKS.with(std::cell::Cell::get)
+}
+
 /// Why a public key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -91,6 +101,7 @@ impl PublicKey {
 
     /// Strict Ed25519 verification (RFC 8032 with canonical `S` and no small-order `R`).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        CHECKS.with(|c| c.set(c.get() + 1));
         self.key
             .verify_strict(message, &Signature::from_bytes(signature))
             .is_ok()
