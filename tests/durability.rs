@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mdtoken::store::KeyStore;
-use mdtoken::verify::Verifier;
+use mdtoken::verify::{Reason, Verifier};
 
 const NOW: &str = "2026-12-03T10:00:00Z";
 const NOW_UNIX: i64 = 1_796_292_000;
@@ -42,8 +42,19 @@ impl Lcg {
     }
 }
 
+/// What is known of a minted token's revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation {
+    /// Never asked for: the token must verify.
+    None,
+    /// A revoke run completed: the token must be refused as revoked.
+    Done,
+    /// A revoke run was killed: either answer is right, nothing else.
+    Unknown,
+}
+
 /// Everything a verifier and a minter need must still be there and consistent.
-fn check_invariants(keys: &Path, tokens: &[String], round: usize) {
+fn check_invariants(keys: &Path, tokens: &[(String, Revocation)], round: usize) {
     let store = KeyStore::new(keys);
     let ring = store
         .load_ring()
@@ -55,18 +66,24 @@ fn check_invariants(keys: &Path, tokens: &[String], round: usize) {
         .ledger()
         .unwrap_or_else(|e| panic!("round {round}: ledger does not parse: {e:#}"));
     let verifier = Verifier::new(&ring, 60);
-    for t in tokens {
-        if let Err(e) = verifier.verify(t.as_bytes(), NOW_UNIX) {
-            panic!("round {round}: a token minted before the kill fails: {e}");
+    for (t, revocation) in tokens {
+        let verdict = verifier
+            .verify(t.as_bytes(), NOW_UNIX)
+            .map_err(|e| e.reason);
+        match (revocation, verdict) {
+            (Revocation::None, Ok(_))
+            | (Revocation::Done, Err(Reason::TokenRevoked))
+            | (Revocation::Unknown, Ok(_) | Err(Reason::TokenRevoked)) => {}
+            (r, v) => panic!("round {round}: a token minted before the kill ({r:?}) reads {v:?}"),
         }
     }
 }
 
 #[test]
-fn sigkill_during_mint_and_rotate_never_loses_a_key_or_a_token() {
+fn sigkill_during_mint_rotate_and_revoke_never_loses_a_key_or_a_token() {
     let (_dir, keys) = init();
     let mut rng = Lcg(0x5eed);
-    let mut tokens: Vec<String> = Vec::new();
+    let mut tokens: Vec<(String, Revocation)> = Vec::new();
     let rounds = 200;
     let mut killed = 0;
     // How long an uninterrupted write takes here; kills are spread over that window.
@@ -87,12 +104,28 @@ fn sigkill_during_mint_and_rotate_never_loses_a_key_or_a_token() {
         .unwrap();
     let window_us = window.as_micros().max(1_000) as u64;
     for round in 0..rounds {
-        let args: &[&str] = match rng.next() % 3 {
-            0 => &["keys", "rotate"],
-            _ => &["mint", "--no-expiry"],
+        // Mostly mints; a third rotations; a sixth revocations of an earlier token.
+        let live: Vec<usize> = (0..tokens.len())
+            .filter(|&i| tokens[i].1 == Revocation::None)
+            .collect();
+        let revoking = match rng.next() % 6 {
+            0 if !live.is_empty() => Some(live[rng.next() as usize % live.len()]),
+            _ => None,
+        };
+        let args: Vec<String> = match (revoking, rng.next() % 3) {
+            (Some(i), _) => {
+                let jti = Verifier::new(&KeyStore::new(&keys).load_ring().unwrap(), 60)
+                    .verify(tokens[i].0.as_bytes(), NOW_UNIX)
+                    .unwrap()
+                    .claims
+                    .jti;
+                vec!["tokens".into(), "revoke".into(), jti]
+            }
+            (None, 0) => vec!["keys".into(), "rotate".into()],
+            (None, _) => vec!["mint".into(), "--no-expiry".into()],
         };
         let mut child = mdtoken(&keys)
-            .args(args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -104,9 +137,16 @@ fn sigkill_during_mint_and_rotate_never_loses_a_key_or_a_token() {
             let _ = child.kill();
         }
         let out = child.wait_with_output().unwrap();
-        if out.status.success() && args[0] == "mint" {
-            tokens.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
-        } else if !out.status.success() {
+        match (revoking, out.status.success()) {
+            (Some(i), true) => tokens[i].1 = Revocation::Done,
+            (Some(i), false) => tokens[i].1 = Revocation::Unknown,
+            (None, true) if args[0] == "mint" => tokens.push((
+                String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+                Revocation::None,
+            )),
+            _ => {}
+        }
+        if !out.status.success() {
             killed += 1;
         }
         check_invariants(&keys, &tokens, round);
@@ -129,6 +169,10 @@ fn sigkill_during_mint_and_rotate_never_loses_a_key_or_a_token() {
     assert!(
         !tokens.is_empty(),
         "no run completed; the test proved nothing"
+    );
+    assert!(
+        tokens.iter().any(|t| t.1 == Revocation::Done),
+        "no revocation completed; the test proved nothing"
     );
 }
 
