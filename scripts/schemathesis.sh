@@ -101,7 +101,7 @@ status=0
     --mode all \
     --phases examples,coverage,fuzzing \
     --max-time "$budget" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 10 \
     --seed "$seed" \
     --generation-database none \

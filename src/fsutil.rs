@@ -100,6 +100,32 @@ impl Drop for Lock {
 /// The largest file read as a key ring or other document: far above any real ring.
 pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
 
+/// The largest ledger read (`tokens.jsonl`, about 200 bytes a minted token): a million
+/// tokens fit many times over.
+pub const MAX_LEDGER_BYTES: u64 = 1 << 30;
+
+/// The length of the longest prefix of `file` (of `len` bytes) that ends with a newline,
+/// read backwards from the end: `len` itself when the file ends with one, 0 when it holds
+/// none. Only the bytes after the last newline (and the block holding it) are read.
+///
+/// # Errors
+/// Any I/O error.
+pub fn whole_lines_len(file: &File, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let mut block = [0u8; 4096];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// Reads a regular file of at most `max` bytes, following symlinks. Opening never
 /// blocks (a FIFO swapped in place of the file is refused rather than waited on) and a
 /// larger file is refused rather than read into memory.
@@ -156,6 +182,40 @@ mod tests {
         if made.is_ok_and(|s| s.success()) {
             let err = read_regular(&fifo, 100).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn whole_lines_len_finds_the_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let cases: Vec<(Vec<u8>, u64)> = vec![
+            (b"".to_vec(), 0),
+            (b"torn".to_vec(), 0),
+            (b"\n".to_vec(), 1),
+            (b"a\nb\n".to_vec(), 4),
+            (b"a\nb\ntorn".to_vec(), 4),
+            // A newline and a torn tail on either side of a 4096-byte block edge.
+            (
+                [vec![b'x'; 5000], b"\n".to_vec(), vec![b'y'; 5000]].concat(),
+                5001,
+            ),
+            (
+                [vec![b'x'; 4095], b"\n".to_vec(), vec![b'y'; 4096]].concat(),
+                4096,
+            ),
+            ([b"\n".to_vec(), vec![b'y'; 3 * 4096]].concat(), 1),
+            (vec![b'y'; 3 * 4096 + 7], 0),
+        ];
+        for (bytes, want) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let f = File::open(&path).unwrap();
+            assert_eq!(
+                whole_lines_len(&f, bytes.len() as u64).unwrap(),
+                want,
+                "{} bytes",
+                bytes.len()
+            );
         }
     }
 }

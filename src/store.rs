@@ -433,6 +433,7 @@ impl KeyStore {
     }
 
     fn append_ledger(&self, entry: &LedgerEntry) -> Result<()> {
+        use std::io::Seek as _;
         let path = self.path(files::LEDGER);
         let mut file = fs::OpenOptions::new()
             .read(true)
@@ -442,22 +443,31 @@ impl KeyStore {
             .mode(0o600)
             .open(&path)
             .map_err(io_err("opening ledger", &path))?;
+        let len = file
+            .metadata()
+            .and_then(|m| {
+                if m.is_file() {
+                    Ok(m.len())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "not a regular file",
+                    ))
+                }
+            })
+            .map_err(io_err("opening ledger", &path))?;
         // Drop a torn tail left by a crash so the new line starts on a line boundary.
-        let text = read_file(&path).map_err(io_err("reading ledger", &path))?;
-        let parsed = ledger::parse(&text).map_err(|source| StoreError::Ledger {
-            path: path.clone(),
-            source,
-        })?;
-        if parsed.valid_len != text.len() {
-            file.set_len(parsed.valid_len as u64)
+        // Only the tail is read: a mint costs the same with ten lines or a million.
+        let whole = fsutil::whole_lines_len(&file, len).map_err(io_err("reading ledger", &path))?;
+        if whole != len {
+            file.set_len(whole)
                 .map_err(io_err("repairing ledger", &path))?;
         }
-        use std::io::Seek as _;
-        file.seek(io::SeekFrom::End(0))
+        file.seek(io::SeekFrom::Start(whole))
             .and_then(|_| file.write_all(ledger::line(entry).as_bytes()))
             .and_then(|()| file.sync_all())
             .map_err(io_err("appending to ledger", &path))?;
-        if text.is_empty() {
+        if len == 0 {
             fsutil::sync_dir(&self.dir).map_err(io_err("syncing", &self.dir))?;
         }
         Ok(())
@@ -469,7 +479,7 @@ impl KeyStore {
     /// [`StoreError::Ledger`] for a damaged line; I/O errors.
     pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
         let path = self.path(files::LEDGER);
-        let text = match read_file(&path) {
+        let text = match fsutil::read_regular(&path, fsutil::MAX_LEDGER_BYTES) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             r => r.map_err(io_err("reading ledger", &path))?,
         };
@@ -859,6 +869,10 @@ mod tests {
         if made.is_ok_and(|st| st.success()) {
             assert!(matches!(s.ledger(), Err(StoreError::Io { .. })));
             assert!(s.rotate(NOW).is_err());
+            assert!(matches!(
+                s.mint(None, Expiry::Never, NOW),
+                Err(StoreError::Io { .. })
+            ));
         }
     }
 
@@ -874,6 +888,22 @@ mod tests {
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert_eq!(s.ledger().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_ledger_past_the_document_cap_still_takes_mints_and_rotations() {
+        let (_d, s) = store();
+        let first = s.mint(None, Expiry::Never, NOW).unwrap();
+        let path = s.path(files::LEDGER);
+        let line = fs::read(&path).unwrap();
+        let copies = (fsutil::MAX_DOCUMENT_BYTES as usize / line.len()) + 10;
+        fs::write(&path, line.repeat(copies)).unwrap();
+        s.mint(Some("after"), Expiry::Never, NOW).unwrap();
+        let entries = s.ledger().unwrap();
+        assert_eq!(entries.len(), copies + 1);
+        assert_eq!(entries.last().unwrap().name.as_deref(), Some("after"));
+        let rotation = s.rotate(NOW + 10).unwrap();
+        assert_eq!(rotation.old_kid, first.kid);
     }
 
     #[test]
