@@ -504,7 +504,7 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
     }
     config.validate().context("invalid configuration")?;
     // Held until the server stops, so every buffered log line is written out.
-    let _log_guard = init_tracing(config.log_format);
+    let _log_guard = init_tracing(config.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -517,18 +517,17 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
     Ok(exit::OK)
 }
 
-/// Logs go to stderr through a background writer, so an activation never waits on the
-/// terminal or the journal; the writer blocks rather than drop lines when it falls
-/// behind, because audit lines must not be lost. The writer takes whatever lines are
-/// queued and writes them at once, flushing whenever the queue runs dry, so a busy
-/// server makes one write for many lines and an idle one shows every line at once.
+/// Logs go to stderr through a background writer ([`mdtoken::logwriter`]), so an
+/// activation never waits on the terminal or the journal; the writer blocks callers rather
+/// than drop lines when it falls behind, because audit lines must not be lost. It writes
+/// what has gathered every few milliseconds in one `write`, so a busy server makes one
+/// write for hundreds of lines and an idle one shows a line within milliseconds.
 /// Lines are formatted by [`mdtoken::logline`], without colour.
-fn init_tracing(format: config::LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(format: config::LogFormat) -> anyhow::Result<mdtoken::logwriter::Guard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MDTOKEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(io::BufWriter::with_capacity(64 * 1024, io::stderr()));
+    let (writer, guard) =
+        mdtoken::logwriter::spawn(io::stderr()).context("starting the log writer")?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .event_format(mdtoken::logline::LineFormat {
@@ -536,5 +535,5 @@ fn init_tracing(format: config::LogFormat) -> tracing_appender::non_blocking::Wo
         })
         .with_writer(writer)
         .init();
-    guard
+    Ok(guard)
 }

@@ -39,6 +39,7 @@ pub mod key;
 pub mod keyring;
 pub mod ledger;
 pub mod logline;
+pub mod logwriter;
 pub mod mint;
 pub mod server;
 pub mod store;

@@ -1,16 +1,21 @@
 //! `POST /v1/activations`: a device presents its deployment token; the answer comes from
 //! the token alone (signature, time, revocation lists), with one audit line per decision.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{BearerError, ClientAddr, bearer};
-use super::body::JsonBody;
+use super::body::JsonObject;
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::keyring::rfc3339;
@@ -20,35 +25,52 @@ use crate::verify::{Reason, Rejection, Verified};
 pub const MAX_LABEL_CHARS: usize = 256;
 
 /// An activation request. The token may come here or as `Authorization: Bearer`, not both.
+/// Strings borrow from the request body unless they hold escapes.
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ActivationRequest {
+pub struct ActivationRequest<'a> {
     /// The deployment token from the install command.
-    #[serde(default)]
-    pub token: Option<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
+    pub token: Option<Cow<'a, str>>,
     /// The user logging on (for the audit log), at most 256 characters.
-    #[serde(default)]
-    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub user: Option<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    pub user: Option<Cow<'a, str>>,
     /// The device name (for the audit log), at most 256 characters.
-    #[serde(default)]
-    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub device: Option<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
+    pub device: Option<Cow<'a, str>>,
 }
 
 /// An accepted activation.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ActivationResponse {
+pub struct ActivationResponse<'a> {
     /// Always true.
     pub activated: bool,
     /// The token's `jti`.
-    pub token_id: String,
+    pub token_id: &'a str,
     /// The key that signed it.
-    pub key_id: String,
+    pub key_id: &'a str,
     /// The token's label.
-    pub name: Option<String>,
+    pub name: Option<&'a str>,
     /// Its expiry (RFC 3339 UTC), or null if it never expires.
     pub expires_at: Option<String>,
+}
+
+/// The request's `Authorization` headers, copied without the rest of the header map.
+pub struct AuthorizationHeaders(HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthorizationHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut only = HeaderMap::new();
+        for value in parts.headers.get_all(AUTHORIZATION) {
+            only.append(AUTHORIZATION, value.clone());
+        }
+        Ok(Self(only))
+    }
 }
 
 fn check_label(what: &str, value: Option<&str>) -> Result<(), ApiError> {
@@ -81,9 +103,10 @@ fn check_label(what: &str, value: Option<&str>) -> Result<(), ApiError> {
 pub async fn activate(
     State(state): State<AppState>,
     client: ClientAddr,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<ActivationRequest>,
-) -> Result<Json<ActivationResponse>, ApiError> {
+    AuthorizationHeaders(headers): AuthorizationHeaders,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let body: ActivationRequest<'_> = body.parse()?;
     check_label("user", body.user.as_deref())?;
     check_label("device", body.device.as_deref())?;
     let from_header = match bearer(&headers) {
@@ -139,11 +162,12 @@ pub async fn activate(
     match decision {
         Decision::Accepted(v) => Ok(Json(ActivationResponse {
             activated: true,
-            token_id: v.claims.jti.clone(),
-            key_id: v.kid.clone(),
-            name: v.claims.name.clone(),
+            token_id: &v.claims.jti,
+            key_id: &v.kid,
+            name: v.claims.name.as_deref(),
             expires_at: v.claims.exp.map(rfc3339),
-        })),
+        })
+        .into_response()),
         Decision::Refused(rejection, _) => Err(ApiError::rejected(&rejection)),
         Decision::NoToken => Err(ApiError::no_token()),
     }

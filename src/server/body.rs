@@ -8,6 +8,7 @@ use axum::body::{Bytes, HttpBody as _};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -24,6 +25,9 @@ pub struct BodyDeadline {
     pub at: tokio::time::Instant,
     /// Set once the body was read (or refused), so a later timeout is the handler's.
     pub done: Arc<AtomicBool>,
+    /// The whole request runs under a timer for the same instant, so the body read needs
+    /// none of its own.
+    pub covered: bool,
 }
 
 /// A JSON request body. An empty body with no `Content-Type` reads as `T::default()`.
@@ -35,6 +39,42 @@ where
     T: DeserializeOwned + Default,
     S: Send + Sync,
 {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        JsonObject::from_request(req, state)
+            .await?
+            .parse()
+            .map(Self)
+    }
+}
+
+/// A JSON request body that passed every check but the parse, for a handler that parses
+/// it into borrowed strings ([`JsonObject::parse`]); `None` for an empty body sent without
+/// a `Content-Type`.
+#[derive(Debug)]
+pub struct JsonObject(pub Option<Bytes>);
+
+impl JsonObject {
+    /// The body as a `T`: `T::default()` for an empty body without a `Content-Type`.
+    ///
+    /// # Errors
+    /// 400 for anything but a JSON object that serde reads as a `T`.
+    pub fn parse<'a, T: Deserialize<'a> + Default>(&'a self) -> Result<T, ApiError> {
+        let Some(bytes) = &self.0 else {
+            return Ok(T::default());
+        };
+        // serde would read a struct from an array too; only an object is accepted.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(describe(&e)))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -52,7 +92,10 @@ where
             return Err(ApiError::payload_too_large(BODY_LIMIT));
         }
         let read = Bytes::from_request(req, state);
-        let read = match &deadline {
+        // Where the request as a whole runs under the deadline, that timer covers the
+        // body too (and answers 408 while the body is unread); only the routes that may
+        // outlive it need one of their own.
+        let read = match deadline.as_ref().filter(|d| !d.covered) {
             Some(d) => tokio::time::timeout_at(d.at, read).await,
             None => Ok(read.await),
         };
@@ -69,19 +112,10 @@ where
                 }
             })?;
         match content_type {
-            None if bytes.is_empty() => return Ok(Self(T::default())),
-            Some(ct) if is_json(ct.as_bytes()) => {}
-            _ => return Err(ApiError::unsupported_media_type()),
+            None if bytes.is_empty() => Ok(Self(None)),
+            Some(ct) if is_json(ct.as_bytes()) => Ok(Self(Some(bytes))),
+            _ => Err(ApiError::unsupported_media_type()),
         }
-        // serde would read a struct from an array too; only an object is accepted.
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::bad_request(
-                "the request body must be a JSON object",
-            ));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| ApiError::bad_request(describe(&e)))
     }
 }
 

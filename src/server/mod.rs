@@ -255,17 +255,19 @@ pub(crate) fn writes(method: &Method, route: &str) -> bool {
 /// The per-request time limit: the body must arrive within it (else 408), and every
 /// route but the writing ones must answer within it (else 503).
 async fn request_timeout(limit: Duration, mut req: Request, next: Next) -> Response {
-    let deadline = BodyDeadline {
-        at: tokio::time::Instant::now() + limit,
-        done: Arc::default(),
-    };
-    let has_body = !req.body().is_end_stream();
-    req.extensions_mut().insert(deadline.clone());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or("", MatchedPath::as_str);
-    if writes(req.method(), route) {
+    let covered = !writes(req.method(), route);
+    let deadline = BodyDeadline {
+        at: tokio::time::Instant::now() + limit,
+        done: Arc::default(),
+        covered,
+    };
+    let has_body = !req.body().is_end_stream();
+    req.extensions_mut().insert(deadline.clone());
+    if !covered {
         return next.run(req).await;
     }
     match tokio::time::timeout_at(deadline.at, next.run(req)).await {
