@@ -286,6 +286,14 @@ impl KeyRing {
             });
         }
         for r in &file.revoked_keys {
+            // A kid is a SHA-256 thumbprint; anything else names no key and could only
+            // come from a damaged or hand-made ring.
+            if crate::b64::decode_array::<32>(&r.kid).is_none() {
+                return Err(RingError::BadMember {
+                    kid: r.kid.clone(),
+                    what: "a revoked key's kid must be an RFC 7638 thumbprint (43 base64url characters)",
+                });
+            }
             if !seen.insert(r.kid.clone()) {
                 return Err(RingError::Duplicate { kid: r.kid.clone() });
             }
@@ -557,6 +565,33 @@ mod tests {
                 );
             }
         }
+        // A revoked kid that is no thumbprint (the keyring_parse fuzz target found one of
+        // 600 characters, which made every token naming it too large to be refused as
+        // key_revoked).
+        for kid in [
+            "peJW@@}}",
+            "",
+            &"A".repeat(44),
+            &"A".repeat(600),
+            "Ul-meP3ykBuGbTVmOZLxypcUmhRSyjCxR50MbKnO57N",
+        ] {
+            let err = mutate(&|v| {
+                v["revoked_keys"] =
+                    serde_json::json!([{"kid": kid, "revoked_at": "2027-01-10T08:00:00Z"}]);
+            })
+            .unwrap_err();
+            assert!(
+                matches!(err, RingError::BadMember { what, .. } if what.contains("thumbprint")),
+                "{kid}: {err}"
+            );
+        }
+        let ok = mutate(&|v| {
+            v["revoked_keys"] = serde_json::json!([{
+                "kid": "Ul-meP3ykBuGbTVmOZLxypcUmhRSyjCxR50MbKnO57M",
+                "revoked_at": "2027-01-10T08:00:00Z"
+            }]);
+        });
+        assert!(ok.is_ok(), "{ok:?}");
         assert!(KeyRing::from_json("").is_err());
         assert!(KeyRing::from_json("garbage").is_err());
         let dup_member = good.replacen("\"issuer\"", "\"issuer\": \"x\", \"issuer\"", 1);

@@ -339,6 +339,11 @@ fn keyring_parse() {
     mutate("before-year-0.json", &|v| {
         v["keys"][0]["created_at"] = "0000-01-01T00:00:00+01:00".into()
     });
+    // Regression seed: a revoked kid that is no thumbprint loaded, and a token naming a
+    // long one was refused as too large instead of key_revoked.
+    mutate("revoked-kid-not-a-thumbprint.json", &|v| {
+        v["revoked_keys"] = json!([{"kid": "@".repeat(600), "revoked_at": "2027-01-10T08:00:00Z"}])
+    });
     mutate("offset-times.json", &|v| {
         v["keys"][0]["created_at"] = "2027-01-15T09:00:00+01:00".into()
     });
