@@ -7,7 +7,8 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Environment: FUZZ_TARGETS="verify_token ..." to run only some targets; FUZZ_SANITIZER
-# (default none; address, leak, ... as cargo fuzz takes them). Installs cargo-fuzz
+# (default none; address, leak, ... as cargo fuzz takes them); FUZZ_TOOLCHAIN=stable to
+# build with stable even when nightly is installed. Installs cargo-fuzz
 # (`cargo install cargo-fuzz --locked`) when missing; uses the nightly toolchain if rustup
 # has one, else stable with RUSTC_BOOTSTRAP=1. Nothing leaves the machine but crates.io
 # downloads. See docs/fuzzing.md.
@@ -39,7 +40,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
-if rustup run nightly rustc --version >/dev/null 2>&1; then
+if [ "${FUZZ_TOOLCHAIN:-}" != stable ] && rustup run nightly rustc --version >/dev/null 2>&1; then
   toolchain=(+nightly)
   echo "== toolchain: $(rustup run nightly rustc --version)"
 else
