@@ -518,8 +518,9 @@ fn serve(keys_dir: std::path::PathBuf, mut config: Config, a: ServeArgs) -> Resu
 }
 
 /// Logs go to stderr through a background writer ([`mdtoken::logwriter`]), so an
-/// activation never waits on the terminal or the journal; the writer blocks callers rather
-/// than drop lines when it falls behind, because audit lines must not be lost. It writes
+/// activation does not wait for the terminal or the journal to take its line; the writer
+/// blocks callers rather than drop lines when it falls 1 MiB behind, because audit lines
+/// must not be lost. It writes
 /// what has gathered every few milliseconds in one `write`, so a busy server makes one
 /// write for hundreds of lines and an idle one shows a line within milliseconds.
 /// Lines are formatted by [`mdtoken::logline`], without colour.

@@ -110,8 +110,9 @@ impl PublicKey {
     /// of the eight canonical encodings of the 8-torsion points. So refusing those eight
     /// byte strings first, then `verify`, gives `verify_strict`'s verdict on every input
     /// (`tests::same_verdict_as_verify_strict` and the fuzz targets compare the two) for
-    /// about 15% less work. A non-canonical `S` is refused here too, whatever features
-    /// ed25519-dalek was built with.
+    /// about 11% less work. A non-canonical `S` (≥ L) is refused here explicitly, as both
+    /// dalek functions refuse it in this build (without its `legacy_compatibility`
+    /// feature), so the check stays strict even if that feature were ever switched on.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         use ed25519_dalek::Verifier as _;
         CHECKS.with(|c| c.set(c.get() + 1));

@@ -1,6 +1,6 @@
 //! The log writer of `serve`: lines are appended to a shared buffer and a background
-//! thread writes them out in batches, so an activation never waits on the terminal or the
-//! journal and a busy server makes one `write` for hundreds of lines.
+//! thread writes them out in batches, so an activation does not wait for the terminal or
+//! the journal to take its line and a busy server makes one `write` for hundreds of lines.
 //!
 //! - **Batching without a wake-up per line.** A caller only wakes the writer thread when it
 //!   finds it asleep on an empty buffer. Once awake, the writer lets lines gather for
@@ -14,8 +14,12 @@
 //!   flushes before it returns.
 //!
 //! A line is handed over whole (the formatter writes each event with one `write_all`), so
-//! lines from different threads never interleave. Errors from the sink (a closed pipe)
-//! drop the batch that failed, so a broken log destination cannot stall activations.
+//! lines from different threads never interleave. A destination that stops taking lines
+//! (a stalled journal, a paused terminal) stalls the server once [`MAX_PENDING`] bytes
+//! wait: that is the price of never dropping an audit line. A destination that is not
+//! ready (`EAGAIN` on a non-blocking descriptor) is retried; one that fails outright (a
+//! closed pipe) loses the rest of that batch, whose last line is then ended, so the next
+//! batch starts on a line of its own and a broken destination cannot stall activations.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -109,13 +113,34 @@ fn run<W: Write>(shared: &Shared, mut sink: W) {
         std::mem::swap(&mut batch, &mut pending.lines);
         drop(pending);
         shared.taken.notify_all();
-        // A failed write loses this batch rather than stalling every caller behind it.
-        let _ = sink.write_all(&batch).and_then(|()| sink.flush());
+        write_batch(&mut sink, &batch);
         batch.clear();
         if batch.capacity() > 2 * MAX_PENDING {
             batch.shrink_to(MAX_PENDING);
         }
     }
+}
+
+/// Writes `batch`, retrying while the sink is not ready. On a failure, the rest of the
+/// batch is lost rather than stalling every caller behind it; a line cut short is ended.
+fn write_batch<W: Write>(sink: &mut W, batch: &[u8]) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        match sink.write(rest) {
+            Ok(0) => break,
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => break,
+        }
+    }
+    if !rest.is_empty() && rest.len() < batch.len() && batch[batch.len() - rest.len() - 1] != b'\n'
+    {
+        let _ = sink.write_all(b"\n");
+    }
+    let _ = sink.flush();
 }
 
 impl Write for BatchWriter {
@@ -127,6 +152,10 @@ impl Write for BatchWriter {
                 .taken
                 .wait(pending)
                 .unwrap_or_else(|p| p.into_inner());
+        }
+        if pending.closed && pending.lines.len() >= MAX_PENDING {
+            // Shut down and far behind: nobody will write this out.
+            return Ok(buf.len());
         }
         pending.lines.extend_from_slice(buf);
         if pending.writer_asleep {
@@ -257,6 +286,47 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+
+    /// Takes at most 7 bytes a call and says "not ready" every other call.
+    struct Grudging {
+        data: Arc<Mutex<Vec<u8>>>,
+        calls: usize,
+    }
+
+    impl Write for Grudging {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(2) {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            let n = buf.len().min(7);
+            self.data.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_is_not_ready_or_takes_part_of_a_write_gets_every_byte() {
+        let data = Arc::new(Mutex::new(Vec::new()));
+        let (mut writer, guard) = spawn(Grudging {
+            data: Arc::clone(&data),
+            calls: 0,
+        })
+        .unwrap();
+        let mut expected = String::new();
+        for n in 0..500 {
+            writer.write_all(line(2, n).as_bytes()).unwrap();
+            expected.push_str(&line(2, n));
+        }
+        drop(guard);
+        assert_eq!(
+            String::from_utf8(data.lock().unwrap().clone()).unwrap(),
+            expected
+        );
     }
 
     #[test]

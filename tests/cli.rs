@@ -587,3 +587,41 @@ fn clock_pins_out_of_range_are_refused() {
     let r = cli.run(&["verify", "x", "--at", "0000-01-01T00:00:00Z"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn serve_warns_at_start_of_a_damaged_ledger_and_still_serves() {
+    use std::io::BufRead as _;
+    let cli = Cli::initialised();
+    cli.mint(&["--name", "a"]);
+    let ledger = cli.keys.join("tokens.jsonl");
+    let good = std::fs::read_to_string(&ledger).unwrap();
+    std::fs::write(&ledger, format!("{{\"jti\": 5, oops\n{good}")).unwrap();
+    let mut child = cli
+        .cmd(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let warned = loop {
+        let Some(Ok(line)) = lines.next() else {
+            break false;
+        };
+        // The log line of the same start-up, written after the warning by the same
+        // writer (the plain "listening on" notice goes straight to stderr).
+        if line.contains("INFO") && line.contains(": listening") {
+            break seen.iter().any(|l: &String| {
+                l.contains("WARN")
+                    && l.contains("the token ledger cannot be read")
+                    && l.contains("tokens.jsonl")
+                    && l.contains("line 1")
+                    && !l.contains("oops")
+            });
+        }
+        seen.push(line);
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned, "{seen:#?}");
+}

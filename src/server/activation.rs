@@ -30,17 +30,29 @@ pub const MAX_LABEL_CHARS: usize = 256;
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest<'a> {
     /// The deployment token from the install command.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     #[schema(value_type = Option<String>)]
     pub token: Option<Cow<'a, str>>,
     /// The user logging on (for the audit log), at most 256 characters.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub user: Option<Cow<'a, str>>,
     /// The device name (for the audit log), at most 256 characters.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub device: Option<Cow<'a, str>>,
+}
+
+/// An optional string that borrows from the input unless it holds escapes. serde borrows
+/// for a bare `Cow<str>` member only; inside an `Option` it would always copy.
+fn borrowed<'de, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    'de: 'a,
+{
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 /// An accepted activation.
@@ -185,6 +197,30 @@ impl Decision {
             Decision::Accepted(..) => None,
             Decision::Refused(r, _) => Some(r.reason),
             Decision::NoToken => Some(Reason::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_strings_borrow_unless_escaped() {
+        let body = br#"{"token":"abc.def.ghi","user":"caf\u00e9","device":null}"#;
+        let r: ActivationRequest<'_> = serde_json::from_slice(body).unwrap();
+        assert!(matches!(r.token, Some(Cow::Borrowed("abc.def.ghi"))));
+        assert!(matches!(r.user.as_deref(), Some("caf\u{e9}")));
+        assert!(matches!(r.user, Some(Cow::Owned(_))));
+        assert!(r.device.is_none());
+        let r: ActivationRequest<'_> = serde_json::from_slice(b"{}").unwrap();
+        assert!(r.token.is_none() && r.user.is_none() && r.device.is_none());
+        for bad in [
+            &br#"{"token":"a","extra":1}"#[..],
+            br#"{"token":"a","token":"b"}"#,
+            br#"{"token":5}"#,
+        ] {
+            assert!(serde_json::from_slice::<ActivationRequest<'_>>(bad).is_err());
         }
     }
 }

@@ -218,7 +218,7 @@ impl From<StoreError> for ApiError {
 fn keys_dir_message(e: &StoreError) -> String {
     match e {
         StoreError::Ledger { path, source } => format!(
-            "ledger {} is damaged: {source}; repair or delete that line (the ledger only lists tokens, verification does not use it)",
+            "ledger {} is damaged: {source}; repair that line from a backup rather than delete it (a key's rotation records the ids of the tokens it signed from the ledger, and a token missing there stops verifying once its key is retired)",
             path.display()
         ),
         StoreError::Document { path, source } => format!(

@@ -92,6 +92,19 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         for warning in state.store().permission_warnings() {
             tracing::warn!("{warning}");
         }
+        // A mint reads only the ledger's tail, so damage further up would otherwise show
+        // first when a rotation needs the ledger and refuses.
+        let store = state.store().clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.ledger()).await {
+            // The error and its first cause name the file and line; deeper causes could
+            // quote the line's contents.
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            tracing::warn!(
+                error = %e,
+                cause = cause.as_deref().unwrap_or(""),
+                "the token ledger cannot be read; rotations, and revoking the active key, will refuse until it is repaired from a backup"
+            );
+        }
         let st = state.clone();
         tokio::task::spawn_blocking(move || st.renew_if_needed())
             .await

@@ -215,8 +215,8 @@ fn complete(doc: &mut Value) {
             continue;
         };
         for operation in item.values_mut() {
-            // Every body is read by `JsonBody`, which takes an empty body sent without a
-            // Content-Type for `{}`: none is required.
+            // Every body is read by `JsonObject` (directly, or through `JsonBody`), which
+            // takes an empty body sent without a Content-Type for `{}`: none is required.
             if let Some(body) = operation
                 .get_mut("requestBody")
                 .and_then(Value::as_object_mut)
