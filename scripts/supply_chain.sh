@@ -6,7 +6,8 @@
 #      database can be fetched. Without it (github.com out of reach) the advisories check
 #      is skipped and the script says so and why; that alone never fails the run.
 #   2. Crypto backends: jsonwebtoken (a dev-dependency) resolves to >= 10.3 with exactly
-#      one crypto backend, `rust_crypto` (never `aws_lc_rs`), and ed25519-dalek to 3.x.
+#      one crypto backend, `rust_crypto` (never `aws_lc_rs`), and ed25519-dalek to 3.x
+#      without its `legacy_compatibility` feature (which accepts a non-canonical S).
 #
 # Usage: scripts/supply_chain.sh [--backends-only]
 #   --backends-only   run check 2 alone (needs only cargo and python3)
@@ -93,11 +94,14 @@ for backend in sorted(BACKENDS):
     if in_tree != in_meta:
         problems.append("cargo tree and cargo metadata disagree on jsonwebtoken feature %s" % backend)
 
-dalek = [p for p, _ in nodes if p["name"] == "ed25519-dalek"]
-for p in dalek:
+dalek = [(p, f) for p, f in nodes if p["name"] == "ed25519-dalek"]
+for p, features in dalek:
     print("ed25519-dalek %s" % p["version"])
     if version(p)[0] != 3:
         problems.append("ed25519-dalek resolves to %s; only 3.x is allowed" % p["version"])
+    # It would accept a non-canonical S, which src/key.rs relies on dalek to refuse.
+    if "legacy_compatibility" in features:
+        problems.append("ed25519-dalek has its legacy_compatibility feature on")
 if not dalek:
     problems.append("ed25519-dalek is not in the dependency graph")
 
@@ -110,7 +114,7 @@ for line in problems:
     print("  problem: " + line)
 sys.exit(1 if problems else 0)
 ' <<<"$meta"; then
-        pass "crypto backends: jsonwebtoken >= 10.3 with rust_crypto alone; ed25519-dalek 3.x"
+        pass "crypto backends: jsonwebtoken >= 10.3 with rust_crypto alone; ed25519-dalek 3.x without legacy_compatibility"
     else
         fail "crypto backends: see the problems above"
     fi

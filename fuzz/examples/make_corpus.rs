@@ -349,7 +349,7 @@ fn keyring_parse() {
     });
     mutate("pem-in-x.json", &|v| {
         v["keys"][0]["x"] =
-            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----"
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
                 .into()
     });
     write(t, "empty", b"");

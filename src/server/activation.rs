@@ -5,16 +5,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::FromRequestParts;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{BearerError, ClientAddr, bearer};
+use super::auth::{AuthorizationHeaders, BearerError, ClientAddr, bearer};
 use super::body::JsonObject;
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
@@ -68,21 +64,6 @@ pub struct ActivationResponse<'a> {
     pub name: Option<&'a str>,
     /// Its expiry (RFC 3339 UTC), or null if it never expires.
     pub expires_at: Option<String>,
-}
-
-/// The request's `Authorization` headers, copied without the rest of the header map.
-pub struct AuthorizationHeaders(HeaderMap);
-
-impl<S: Send + Sync> FromRequestParts<S> for AuthorizationHeaders {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let mut only = HeaderMap::new();
-        for value in parts.headers.get_all(AUTHORIZATION) {
-            only.append(AUTHORIZATION, value.clone());
-        }
-        Ok(Self(only))
-    }
 }
 
 fn check_label(what: &str, value: Option<&str>) -> Result<(), ApiError> {

@@ -68,6 +68,22 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
     Ok(Some(credential))
 }
 
+/// The request's `Authorization` headers alone, for [`bearer`] in a handler that also
+/// reads the body (which takes the request, header map and all).
+pub struct AuthorizationHeaders(pub HeaderMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthorizationHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut only = HeaderMap::new();
+        for value in parts.headers.get_all(AUTHORIZATION) {
+            only.append(AUTHORIZATION, value.clone());
+        }
+        Ok(Self(only))
+    }
+}
+
 /// The peer address when the server was reached over a socket (absent in `oneshot`
 /// tests).
 #[derive(Debug, Clone, Copy)]
